@@ -1,0 +1,206 @@
+"""signalkit: capture the strong implicit user signals that make an AI product improve with use.
+
+Wrap an AI call with :func:`recommendation` (or :func:`exposure`), then record what the user
+did with it — :func:`action`, :func:`correction`, :func:`toggle`, :func:`outcome`,
+:func:`feedback` — from the exposure handle, its token, or its id. Every event is a typed,
+frozen model carrying a :class:`Score`. The module-level functions use a default
+:class:`Client`, set with :func:`configure`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any, Literal
+
+from ._client import Client, Processor, Target
+from ._context import context, current_exposure
+from ._errors import ConfigError, InvalidEvent, InvalidToken, SignalkitError
+from ._instrument import Exposure, recommendation_decorator
+from ._stats import Stats
+from .events import (
+    ActionEvent,
+    CorrectionEvent,
+    Event,
+    ExposureEvent,
+    FeedbackEvent,
+    Item,
+    ModelRef,
+    OutcomeEvent,
+    Reason,
+    Score,
+    Subject,
+    ToggleEvent,
+)
+from .exporters import ConsoleExporter, Exporter, ExportResult, JsonlExporter, MemoryExporter
+from .scoring import DEFAULT_POLICY, Scorer, ScoringPolicy, rescore, score
+from .tokens import TokenClaims
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_POLICY",
+    "ActionEvent",
+    "Client",
+    "ConfigError",
+    "ConsoleExporter",
+    "CorrectionEvent",
+    "Event",
+    "ExportResult",
+    "Exporter",
+    "Exposure",
+    "ExposureEvent",
+    "FeedbackEvent",
+    "InvalidEvent",
+    "InvalidToken",
+    "Item",
+    "JsonlExporter",
+    "MemoryExporter",
+    "ModelRef",
+    "OutcomeEvent",
+    "Processor",
+    "Reason",
+    "Score",
+    "Scorer",
+    "ScoringPolicy",
+    "SignalkitError",
+    "Stats",
+    "Subject",
+    "Target",
+    "ToggleEvent",
+    "TokenClaims",
+    "__version__",
+    "action",
+    "aflush",
+    "configure",
+    "context",
+    "correction",
+    "current_exposure",
+    "exposure",
+    "feedback",
+    "flush",
+    "get_client",
+    "outcome",
+    "recommendation",
+    "rescore",
+    "score",
+    "shutdown",
+    "stats",
+    "toggle",
+    "verify",
+]
+
+_default: Client | None = None
+_default_lock = threading.Lock()
+
+
+def get_client() -> Client:
+    """The default client behind the module-level functions (made on first use)."""
+    global _default
+    client = _default
+    if client is None:
+        with _default_lock:
+            if _default is None:
+                _default = Client()
+            client = _default
+    return client
+
+
+def configure(service: str | None = None, **options: Any) -> Client:
+    """Replace the default client with ``Client(service, **options)`` and return it.
+
+    The previous default client, if any, is flushed and shut down (within 2 s).
+    """
+    global _default
+    new = Client(service, **options)
+    with _default_lock:
+        old, _default = _default, new
+    if old is not None:
+        old.shutdown(timeout=2.0)
+    return new
+
+
+def recommendation(
+    surface: str,
+    *,
+    model: str | None = None,
+    model_version: str | None = None,
+    model_variant: str | None = None,
+    attributes: dict[str, Any] | None = None,
+    items: Callable[[Any], Iterable[Any]] | None = None,
+    user_id: str | None = None,
+    anonymous_id: str | None = None,
+    session_id: str | None = None,
+    tenant_id: str | None = None,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """:meth:`Client.recommendation` on the default client (looked up at each call)."""
+    subject = {
+        "user_id": user_id,
+        "anonymous_id": anonymous_id,
+        "session_id": session_id,
+        "tenant_id": tenant_id,
+    }
+    return recommendation_decorator(
+        get_client, surface, model, model_version, model_variant, attributes, items, subject
+    )
+
+
+def exposure(surface: str, **kwargs: Any) -> Exposure:
+    """:meth:`Client.exposure` on the default client."""
+    return get_client().exposure(surface, **kwargs)
+
+
+def action(exposure: Target, action: str = "accepted", **kwargs: Any) -> ActionEvent | None:
+    """:meth:`Client.action` on the default client."""
+    return get_client().action(exposure, action, **kwargs)
+
+
+def correction(
+    exposure: Target, original: str, corrected: str, **kwargs: Any
+) -> CorrectionEvent | None:
+    """:meth:`Client.correction` on the default client."""
+    return get_client().correction(exposure, original, corrected, **kwargs)
+
+
+def toggle(
+    exposure: Target, state: Literal["expanded", "collapsed"], **kwargs: Any
+) -> ToggleEvent | None:
+    """:meth:`Client.toggle` on the default client."""
+    return get_client().toggle(exposure, state, **kwargs)
+
+
+def outcome(exposure: Target, name: str, **kwargs: Any) -> OutcomeEvent | None:
+    """:meth:`Client.outcome` on the default client."""
+    return get_client().outcome(exposure, name, **kwargs)
+
+
+def feedback(exposure: Target, rating: float | None = None, **kwargs: Any) -> FeedbackEvent | None:
+    """:meth:`Client.feedback` on the default client."""
+    return get_client().feedback(exposure, rating, **kwargs)
+
+
+def verify(token: str, *, at: datetime | None = None) -> TokenClaims:
+    """:meth:`Client.verify` on the default client."""
+    return get_client().verify(token, at=at)
+
+
+def flush(timeout: float | None = None) -> bool:
+    """:meth:`Client.flush` on the default client."""
+    return get_client().flush(timeout)
+
+
+async def aflush(timeout: float | None = None) -> bool:
+    """:meth:`Client.aflush` on the default client."""
+    return await get_client().aflush(timeout)
+
+
+def shutdown(timeout: float | None = None) -> bool:
+    """:meth:`Client.shutdown` on the default client (if one was made)."""
+    client = _default
+    return True if client is None else client.shutdown(timeout)
+
+
+def stats() -> Stats:
+    """:attr:`Client.stats` of the default client."""
+    return get_client().stats

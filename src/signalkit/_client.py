@@ -1,0 +1,830 @@
+"""The client: configuration, the signal methods, flush/shutdown and stats.
+
+Every recording method does only cheap work on the caller's thread — check the input, build
+the frozen event, score it, run the processors, append it to the queue — and never raises
+into the caller unless ``strict=True``: bad input is counted in :attr:`Client.stats`, warned
+about at a limited rate, and the call returns ``None``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import secrets
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from rapidfuzz.distance import Levenshtein
+
+from . import _ids
+from ._context import _subject
+from ._errors import ConfigError, InvalidEvent, InvalidToken
+from ._instrument import Exposure, recommendation_decorator
+from ._stats import Counters, Stats, logger
+from ._worker import FullPolicy, Pipeline
+from .events import (
+    SCHEMA_VERSION,
+    ActionEvent,
+    CorrectionEvent,
+    Event,
+    ExposureEvent,
+    FeedbackEvent,
+    Item,
+    ModelRef,
+    OutcomeEvent,
+    Score,
+    Subject,
+    ToggleEvent,
+    _construct,
+)
+from .exporters.base import Exporter
+from .exporters.jsonl import DEFAULT_DIR, JsonlExporter
+from .scoring import (
+    DEFAULT_POLICY,
+    Scorer,
+    ScoringPolicy,
+    score_action,
+    score_correction,
+    score_exposure,
+    score_feedback,
+    score_outcome,
+    score_toggle,
+)
+from .tokens import PREFIX, TokenClaims, TokenSigner
+
+__all__ = ["Client", "Processor", "Target"]
+
+Target = Exposure | str
+"""What a signal refers to: an :class:`Exposure` handle, its token, or its bare id."""
+Processor = Callable[[Event], Event | None]
+"""A step run on every event before it is queued: return the event (or a changed copy), or
+``None`` to drop it on purpose (counted as ``filtered``)."""
+
+E = TypeVar("E", bound=Event)
+
+_EMPTY_SUBJECT = Subject()
+_EMPTY_MODEL = ModelRef()
+_NAME_MAX = 200
+_ATTR_MAX_KEYS = 64
+_ATTR_VALUE_MAX = 1024
+_EVENT_OVERHEAD_BYTES = 600  # JSON of an event with empty strings, measured in the tests
+_RECENT_MAX = 16_384
+
+
+@dataclass(slots=True)
+class _Ref:
+    """What a signal needs to know about its exposure."""
+
+    exposure_id: str
+    shown_at_ms: int | None
+    model: ModelRef
+    subject: Subject | None
+    trace_id: str | None
+    span_id: str | None
+
+
+def _check_name(field: str, value: object, required: bool = True) -> str | None:
+    if value is None and not required:
+        return None
+    if not isinstance(value, str):
+        raise InvalidEvent(field, f"must be a str, got {type(value).__name__}")
+    if not value or len(value) > _NAME_MAX:
+        raise InvalidEvent(field, f"must be 1 to {_NAME_MAX} characters, got {len(value)}")
+    return value
+
+
+def _check_number(field: str, value: object, *, minimum: float | None = None) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidEvent(field, f"must be a number, got {type(value).__name__}")
+    v = float(value)
+    if not math.isfinite(v):
+        raise InvalidEvent(field, f"must be finite, got {v}")
+    if minimum is not None and v < minimum:
+        raise InvalidEvent(field, f"must be >= {minimum:g}, got {v:g}")
+    return v
+
+
+def _check_attributes(attributes: object) -> tuple[dict[str, Any], int]:
+    """Return a private copy of valid attributes and their approximate JSON size."""
+    if attributes is None:
+        return {}, 0
+    if not isinstance(attributes, dict):
+        raise InvalidEvent("attributes", f"must be a dict, got {type(attributes).__name__}")
+    if len(attributes) > _ATTR_MAX_KEYS:
+        raise InvalidEvent("attributes", f"at most {_ATTR_MAX_KEYS} keys, got {len(attributes)}")
+    size = 0
+    for key, value in attributes.items():
+        if not isinstance(key, str) or not key or len(key) > _NAME_MAX:
+            raise InvalidEvent(
+                "attributes", f"keys must be str of 1-{_NAME_MAX} chars: {key!r:.60}"
+            )
+        if isinstance(value, str):
+            if len(value) > _ATTR_VALUE_MAX:
+                raise InvalidEvent(
+                    f"attributes.{key}", f"at most {_ATTR_VALUE_MAX} characters, got {len(value)}"
+                )
+            size += len(value)
+        elif isinstance(value, bool | int):
+            if not isinstance(value, bool) and not -(2**63) <= value < 2**63:
+                raise InvalidEvent(f"attributes.{key}", "int out of 64-bit range")
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                raise InvalidEvent(f"attributes.{key}", f"must be finite, got {value}")
+        else:
+            raise InvalidEvent(
+                f"attributes.{key}",
+                f"must be str, int, float or bool (flat scalars), got {type(value).__name__}",
+            )
+        size += len(key) + 24
+    return dict(attributes), size
+
+
+def _looks_like_id(value: str) -> bool:
+    return len(value) == 36 and value[8] == "-" and value[13] == "-" and value[23] == "-"
+
+
+class Client:
+    """Records signals for one service and delivers them to its exporters.
+
+    With no ``exporters``, events go to the embedded default: JSON Lines under
+    ``./.signalkit/events.jsonl`` (``SIGNALKIT_DIR`` moves it). See ``docs/api.md`` for every
+    option. A client is safe to share between threads and asyncio tasks.
+    """
+
+    def __init__(
+        self,
+        service: str | None = None,
+        *,
+        exporters: Sequence[Exporter] | None = None,
+        secret: str | bytes | Sequence[str | bytes] | None = None,
+        policy: ScoringPolicy | None = None,
+        scorer: Scorer | None = None,
+        processors: Sequence[Processor] = (),
+        spool: object | None = None,
+        strict: bool = False,
+        token_max_age_s: float = 30 * 86_400,
+        max_text_chars: int = 32_000,
+        max_queue: int = 10_000,
+        max_queue_bytes: int = 16 * 1024 * 1024,
+        batch_size: int = 512,
+        flush_interval_s: float = 1.0,
+        on_queue_full: FullPolicy = "drop_newest",
+        exit_timeout_s: float = 2.0,
+        warn_interval_s: float = 60.0,
+    ) -> None:
+        service = service or os.environ.get("SIGNALKIT_SERVICE") or "default"
+        if not isinstance(service, str) or len(service) > _NAME_MAX:
+            raise ConfigError(f"service: must be a str of at most {_NAME_MAX} characters")
+        if policy is not None and not isinstance(policy, ScoringPolicy):
+            raise ConfigError("policy: must be a signalkit.ScoringPolicy")
+        if scorer is not None and not callable(scorer):
+            raise ConfigError("scorer: must be a callable (event, policy) -> Score | None")
+        for i, p in enumerate(processors):
+            if not callable(p):
+                raise ConfigError(f"processors[{i}]: must be a callable (event) -> event | None")
+        if spool is not None:
+            raise ConfigError("spool: the durable spool is not available in this version")
+        for name, value in (
+            ("max_text_chars", max_text_chars),
+            ("max_queue", max_queue),
+            ("max_queue_bytes", max_queue_bytes),
+            ("batch_size", batch_size),
+        ):
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name}: must be an int >= 1, got {value!r}")
+        if not flush_interval_s > 0 or not exit_timeout_s >= 0:
+            raise ConfigError("flush_interval_s must be > 0 and exit_timeout_s >= 0")
+        if on_queue_full not in ("drop_newest", "drop_oldest"):
+            raise ConfigError("on_queue_full: must be 'drop_newest' or 'drop_oldest'")
+        if exporters is None:
+            base = Path(os.environ.get("SIGNALKIT_DIR") or DEFAULT_DIR)
+            exporters = [JsonlExporter(base / "events.jsonl")]
+        for i, exporter in enumerate(exporters):
+            if not callable(getattr(exporter, "export", None)):
+                raise ConfigError(f"exporters[{i}]: has no export(batch) method")
+
+        self.service = service
+        self.strict = strict
+        self.policy = policy or DEFAULT_POLICY
+        self.scorer = scorer
+        self.processors: list[Processor] = list(processors)
+        self.max_text_chars = max_text_chars
+        self._signer = TokenSigner(secret, max_age_s=token_max_age_s)
+        self._counters = Counters(warn_interval_s)
+        self._pipeline = Pipeline(
+            exporters,
+            self._counters,
+            max_queue=max_queue,
+            max_queue_bytes=max_queue_bytes,
+            batch_size=batch_size,
+            interval_s=flush_interval_s,
+            on_full=on_queue_full,
+            exit_timeout_s=exit_timeout_s,
+        )
+        self._recent: dict[str, _Ref] = {}
+        self._expanded: dict[tuple[str, str | None], int] = {}
+        self._new_producer()
+        _live.add(self)
+        if self._signer.ephemeral:
+            logger.debug("signalkit: no SIGNALKIT_SECRET; tokens verify only in this process")
+
+    def _new_producer(self) -> None:
+        self.producer_id = secrets.token_hex(8)
+        self._seq_lock = threading.Lock()
+        self._seq = 0
+
+    def __repr__(self) -> str:
+        return (
+            f"Client(service={self.service!r}, exporters={self.exporters!r}, strict={self.strict})"
+        )
+
+    @property
+    def exporters(self) -> list[Exporter]:
+        return self._pipeline.exporters
+
+    # -- public: instrumentation ---------------------------------------------------------
+
+    def recommendation(
+        self,
+        surface: str,
+        *,
+        model: str | None = None,
+        model_version: str | None = None,
+        model_variant: str | None = None,
+        attributes: dict[str, Any] | None = None,
+        items: Callable[[Any], Iterable[Any]] | None = None,
+        user_id: str | None = None,
+        anonymous_id: str | None = None,
+        session_id: str | None = None,
+        tenant_id: str | None = None,
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Decorate an AI call (sync or async): each call records an exposure.
+
+        The result is returned unchanged; ``items`` may extract the impression list from it.
+        After the call, :func:`signalkit.current_exposure` is the exposure just recorded.
+        """
+        subject = {
+            "user_id": user_id,
+            "anonymous_id": anonymous_id,
+            "session_id": session_id,
+            "tenant_id": tenant_id,
+        }
+        return recommendation_decorator(
+            lambda: self,
+            surface,
+            model,
+            model_version,
+            model_variant,
+            attributes,
+            items,
+            subject,
+        )
+
+    def exposure(
+        self,
+        surface: str,
+        *,
+        model: str | None = None,
+        model_version: str | None = None,
+        model_variant: str | None = None,
+        attributes: dict[str, Any] | None = None,
+        user_id: str | None = None,
+        anonymous_id: str | None = None,
+        session_id: str | None = None,
+        tenant_id: str | None = None,
+    ) -> Exposure:
+        """Open an exposure; use as ``with`` or ``async with``. Recorded when the block ends
+        without an exception. Set ``exp.items`` inside the block for an impression list."""
+        valid = True
+        try:
+            _check_name("surface", surface)
+            ref = self._model_ref(model, model_version, model_variant)
+        except InvalidEvent as exc:
+            self._reject(exc)
+            valid, ref = False, _EMPTY_MODEL
+        subject = self._subject(user_id, anonymous_id, session_id, tenant_id, None)
+        return Exposure(self, surface, ref, subject, attributes, valid=valid)
+
+    @staticmethod
+    def _model_ref(name: object, version: object, variant: object) -> ModelRef:
+        if name is None and version is None and variant is None:
+            return _EMPTY_MODEL
+        return ModelRef.model_construct(
+            name=_check_name("model", name, required=False),
+            version=_check_name("model_version", version, required=False),
+            variant=_check_name("model_variant", variant, required=False),
+        )
+
+    # -- public: signals -----------------------------------------------------------------
+
+    def action(
+        self,
+        exposure: Target,
+        action: str = "accepted",
+        *,
+        item_id: str | None = None,
+        at: datetime | None = None,
+        attributes: dict[str, Any] | None = None,
+        user_id: str | None = None,
+    ) -> ActionEvent | None:
+        """Record what the user did with an exposure: ``accepted``, ``clicked``, ``copied``,
+        ``dismissed``, ``rejected`` (or your own verb). Time-to-action comes from the exposure."""
+        try:
+            _check_name("action", action)
+            _check_name("item_id", item_id, required=False)
+            v, ref, ts_ms, size = self._common(exposure, at, attributes, user_id)
+            v["kind"] = "action"
+            v["action"] = action
+            v["item_id"] = item_id
+            ttl = v["time_to_action_ms"] = self._elapsed(ref, ts_ms)
+            event = _construct(ActionEvent, v)
+            return self._emit(event, size, lambda: score_action(action, ttl, self.policy))
+        except (InvalidEvent, InvalidToken) as exc:
+            self._reject(exc)
+            return None
+        except Exception as exc:
+            self._internal_error("action", exc)
+            return None
+
+    def correction(
+        self,
+        exposure: Target,
+        original: str,
+        corrected: str,
+        *,
+        at: datetime | None = None,
+        attributes: dict[str, Any] | None = None,
+        user_id: str | None = None,
+    ) -> CorrectionEvent | None:
+        """Record that the user edited the AI output (``original``) into ``corrected``.
+
+        Edit distance and similarity (Levenshtein, via rapidfuzz) grade the correction.
+        """
+        try:
+            self._check_text("original", original, allow_empty=True)
+            self._check_text("corrected", corrected, allow_empty=True)
+            v, ref, ts_ms, size = self._common(exposure, at, attributes, user_id)
+            distance = Levenshtein.distance(original, corrected)
+            longest = max(len(original), len(corrected))
+            similarity = 1.0 - distance / longest if longest else 1.0
+            v["kind"] = "correction"
+            v["original"] = original
+            v["corrected"] = corrected
+            v["edit_distance"] = distance
+            v["similarity"] = round(similarity, 6)
+            v["time_to_action_ms"] = self._elapsed(ref, ts_ms)
+            event = _construct(CorrectionEvent, v)
+            size += len(original) + len(corrected)
+            return self._emit(event, size, lambda: score_correction(similarity, self.policy))
+        except (InvalidEvent, InvalidToken) as exc:
+            self._reject(exc)
+            return None
+        except Exception as exc:
+            self._internal_error("correction", exc)
+            return None
+
+    def toggle(
+        self,
+        exposure: Target,
+        state: Literal["expanded", "collapsed"],
+        *,
+        element: str | None = None,
+        dwell_ms: float | None = None,
+        at: datetime | None = None,
+        attributes: dict[str, Any] | None = None,
+        user_id: str | None = None,
+    ) -> ToggleEvent | None:
+        """Record an expand or collapse of a suggestion (or of ``element`` within it).
+
+        For a collapse, ``dwell_ms`` (how long it stayed open) is taken from the matching
+        expand recorded by this process when not given.
+        """
+        try:
+            if state not in ("expanded", "collapsed"):
+                raise InvalidEvent("state", f"must be 'expanded' or 'collapsed', got {state!r:.40}")
+            _check_name("element", element, required=False)
+            dwell = _check_number("dwell_ms", dwell_ms, minimum=0.0)
+            v, ref, ts_ms, size = self._common(exposure, at, attributes, user_id)
+            key = (v["exposure_id"], element)
+            if state == "expanded":
+                self._remember(self._expanded, key, ts_ms)
+            elif dwell is None:
+                opened = self._expanded.pop(key, None)
+                if opened is not None and ts_ms >= opened:
+                    dwell = float(ts_ms - opened)
+            v["kind"] = "toggle"
+            v["state"] = state
+            v["element"] = element
+            v["dwell_ms"] = dwell
+            v["time_to_action_ms"] = self._elapsed(ref, ts_ms)
+            event = _construct(ToggleEvent, v)
+            return self._emit(event, size, lambda: score_toggle(state, dwell, self.policy))
+        except (InvalidEvent, InvalidToken) as exc:
+            self._reject(exc)
+            return None
+        except Exception as exc:
+            self._internal_error("toggle", exc)
+            return None
+
+    def outcome(
+        self,
+        exposure: Target,
+        name: str,
+        *,
+        value: float | None = None,
+        success: bool | None = None,
+        at: datetime | None = None,
+        attributes: dict[str, Any] | None = None,
+        user_id: str | None = None,
+    ) -> OutcomeEvent | None:
+        """Record a downstream outcome (``purchase``, ``ticket_resolved``...) of an exposure.
+
+        Its strength decays with the delay since the exposure (``outcome_half_life_ms``)."""
+        try:
+            _check_name("name", name)
+            val = _check_number("value", value)
+            if success is not None and not isinstance(success, bool):
+                raise InvalidEvent(
+                    "success", f"must be a bool or None, got {type(success).__name__}"
+                )
+            v, ref, ts_ms, size = self._common(exposure, at, attributes, user_id)
+            delay = self._elapsed(ref, ts_ms)
+            v["kind"] = "outcome"
+            v["name"] = name
+            v["value"] = val
+            v["success"] = success
+            v["delay_ms"] = delay
+            event = _construct(OutcomeEvent, v)
+            return self._emit(event, size, lambda: score_outcome(success, delay, self.policy))
+        except (InvalidEvent, InvalidToken) as exc:
+            self._reject(exc)
+            return None
+        except Exception as exc:
+            self._internal_error("outcome", exc)
+            return None
+
+    def feedback(
+        self,
+        exposure: Target,
+        rating: float | None = None,
+        *,
+        scale: tuple[float, float] = (-1.0, 1.0),
+        choice: str | None = None,
+        comment: str | None = None,
+        at: datetime | None = None,
+        attributes: dict[str, Any] | None = None,
+        user_id: str | None = None,
+    ) -> FeedbackEvent | None:
+        """Record explicit feedback: a ``rating`` on ``scale`` (thumbs: -1/+1 on (-1, 1);
+        stars: 1-5 on (1, 5)), a ``choice`` among options, and/or a ``comment``."""
+        try:
+            r = _check_number("rating", rating)
+            if (
+                not isinstance(scale, tuple)
+                or len(scale) != 2
+                or _check_number("scale", scale[0]) is None
+                or _check_number("scale", scale[1]) is None
+                or not scale[0] < scale[1]
+            ):
+                raise InvalidEvent(
+                    "scale", f"must be a (worst, best) pair with worst < best: {scale!r:.60}"
+                )
+            lo, hi = float(scale[0]), float(scale[1])
+            if r is not None and not lo <= r <= hi:
+                raise InvalidEvent("rating", f"{r:g} is outside the scale {lo:g}..{hi:g}")
+            _check_name("choice", choice, required=False)
+            if comment is not None:
+                self._check_text("comment", comment, allow_empty=False)
+            if r is None and choice is None and comment is None:
+                raise InvalidEvent("rating", "give a rating, a choice or a comment")
+            v, ref, ts_ms, size = self._common(exposure, at, attributes, user_id)
+            v["kind"] = "feedback"
+            v["rating"] = r
+            v["scale"] = (lo, hi)
+            v["choice"] = choice
+            v["comment"] = comment
+            v["time_to_action_ms"] = self._elapsed(ref, ts_ms)
+            event = _construct(FeedbackEvent, v)
+            size += len(comment or "")
+            return self._emit(
+                event, size, lambda: score_feedback(r, (lo, hi), choice, comment, self.policy)
+            )
+        except (InvalidEvent, InvalidToken) as exc:
+            self._reject(exc)
+            return None
+        except Exception as exc:
+            self._internal_error("feedback", exc)
+            return None
+
+    def verify(self, token: str, *, at: datetime | None = None) -> TokenClaims:
+        """Check a token; return its claims or raise :class:`signalkit.InvalidToken`."""
+        now_ms = None if at is None else self._ts_ms(at)
+        return self._signer.verify(token, now_ms)
+
+    # -- public: delivery ----------------------------------------------------------------
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Deliver everything recorded so far; True if done within ``timeout`` seconds."""
+        return self._pipeline.flush(timeout)
+
+    async def aflush(self, timeout: float | None = None) -> bool:
+        """:meth:`flush` for asyncio code: waits in a thread, never blocks the loop."""
+        import asyncio  # only asyncio code pays for importing it
+
+        return await asyncio.to_thread(self.flush, timeout)
+
+    def shutdown(self, timeout: float | None = None) -> bool:
+        """Flush, then stop delivery; later recording calls are counted no-ops."""
+        return self._pipeline.shutdown(timeout)
+
+    @property
+    def stats(self) -> Stats:
+        """A snapshot of what this client recorded, rejected, dropped and delivered."""
+        return self._counters.snapshot(self._seq, self._pipeline.pending)
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _after_fork(self) -> None:
+        # The parent delivers what it had queued; the child starts a new producer with its own
+        # seq and counters, so a sink never confuses the two streams.
+        self._counters.reset()
+        self._new_producer()
+        self._recent = {}
+        self._expanded = {}
+
+    def _check_text(self, field: str, value: object, *, allow_empty: bool) -> None:
+        if not isinstance(value, str):
+            raise InvalidEvent(field, f"must be a str, got {type(value).__name__}")
+        if len(value) > self.max_text_chars:
+            raise InvalidEvent(
+                field,
+                f"{len(value)} characters is over max_text_chars={self.max_text_chars}",
+                reason="too_large",
+            )
+        if not allow_empty and not value:
+            raise InvalidEvent(field, "must not be empty")
+
+    def _ts_ms(self, at: object) -> int:
+        if not isinstance(at, datetime):
+            raise InvalidEvent("at", f"must be a datetime, got {type(at).__name__}")
+        if at.tzinfo is None or at.utcoffset() is None:
+            raise InvalidEvent("at", "must be timezone-aware, e.g. datetime.now(timezone.utc)")
+        return int(at.timestamp() * 1000)
+
+    def _subject(
+        self,
+        user_id: object,
+        anonymous_id: object,
+        session_id: object,
+        tenant_id: object,
+        fallback: Subject | None,
+    ) -> Subject:
+        ctx = _subject.get() or fallback or _EMPTY_SUBJECT
+        if user_id is None and anonymous_id is None and session_id is None and tenant_id is None:
+            return ctx
+        return Subject.model_construct(
+            user_id=_check_name("user_id", user_id, required=False) or ctx.user_id,
+            anonymous_id=_check_name("anonymous_id", anonymous_id, required=False)
+            or ctx.anonymous_id,
+            session_id=_check_name("session_id", session_id, required=False) or ctx.session_id,
+            tenant_id=_check_name("tenant_id", tenant_id, required=False) or ctx.tenant_id,
+        )
+
+    def _resolve(self, target: object, ts_ms: int) -> _Ref:
+        if isinstance(target, Exposure):
+            return _Ref(
+                target.id,
+                target.shown_at_ms,
+                target.model,
+                target.subject,
+                target.trace_id,
+                target.span_id,
+            )
+        if isinstance(target, str):
+            if target.startswith(PREFIX):
+                claims = self._signer.verify(target, ts_ms)
+                known = self._recent.get(claims.exposure_id)
+                return _Ref(
+                    claims.exposure_id,
+                    claims.shown_at_ms,
+                    claims.model,
+                    known.subject if known else None,
+                    known.trace_id if known else None,
+                    known.span_id if known else None,
+                )
+            if _looks_like_id(target):
+                known = self._recent.get(target)
+                if known is not None:
+                    return known
+                return _Ref(target.lower(), None, _EMPTY_MODEL, None, None, None)
+        raise InvalidEvent(
+            "exposure",
+            f"expected an Exposure, a token ({PREFIX}...) or an exposure id, got "
+            f"{type(target).__name__}",
+        )
+
+    def _common(
+        self, target: object, at: object, attributes: object, user_id: object
+    ) -> tuple[dict[str, Any], _Ref, int, int]:
+        """Check the arguments every signal shares; return the event's common fields."""
+        if self._pipeline.closed:
+            raise InvalidEvent("client", "recording after shutdown()", reason="after_shutdown")
+        if at is None:
+            ts_ns = time.time_ns()
+            ts_ms = ts_ns // 1_000_000
+            event_id = _ids.new_id()
+        else:
+            ts_ms = self._ts_ms(at)
+            ts_ns = ts_ms * 1_000_000
+            event_id = _ids.new_id(ts_ns)
+        ref = self._resolve(target, ts_ms)
+        attrs, size = _check_attributes(attributes)
+        subject = self._subject(user_id, None, None, None, ref.subject)
+        trace_id, span_id = ref.trace_id, ref.span_id
+        if trace_id is None:
+            trace_id, span_id = self._trace_ids()
+        values: dict[str, Any] = {
+            "schema_version": SCHEMA_VERSION,
+            "id": event_id,
+            "ts": datetime.fromtimestamp(ts_ns / 1e9, UTC),
+            "service": self.service,
+            "exposure_id": ref.exposure_id,
+            "producer_id": self.producer_id,
+            "seq": 0,
+            "subject": subject,
+            "model": ref.model,
+            "trace_id": trace_id,
+            "span_id": span_id,
+            "attributes": attrs,
+            "score": None,
+        }
+        return values, ref, ts_ms, size + _EVENT_OVERHEAD_BYTES
+
+    def _elapsed(self, ref: _Ref, ts_ms: int) -> float | None:
+        if ref.shown_at_ms is None:
+            return None
+        elapsed = ts_ms - ref.shown_at_ms
+        if elapsed < 0:
+            if -elapsed > self._signer.max_skew_ms:
+                raise InvalidEvent(
+                    "at", f"is {-elapsed / 1000:.0f} s before the exposure was shown"
+                )
+            elapsed = 0  # clock skew between processes: the signal came right after
+        return float(elapsed)
+
+    def _record_exposure(self, exp: Exposure) -> ExposureEvent | None:
+        try:
+            if not exp.valid:
+                return None
+            if self._pipeline.closed:
+                raise InvalidEvent("client", "recording after shutdown()", reason="after_shutdown")
+            attrs, size = _check_attributes(exp.attributes)
+            items = self._items(exp.items)
+            shown = exp.shown_at_ms
+            v: dict[str, Any] = {
+                "schema_version": SCHEMA_VERSION,
+                "id": exp.id,
+                "ts": datetime.fromtimestamp(shown / 1000, UTC),
+                "service": self.service,
+                "exposure_id": exp.id,
+                "producer_id": self.producer_id,
+                "seq": 0,
+                "subject": exp.subject,
+                "model": exp.model,
+                "trace_id": exp.trace_id,
+                "span_id": exp.span_id,
+                "attributes": attrs,
+                "score": None,
+                "kind": "exposure",
+                "surface": exp.surface,
+                "items": items,
+                "latency_ms": max(0.0, shown - exp._started_ns / 1e6),
+            }
+            event = _construct(ExposureEvent, v)
+            self._remember(
+                self._recent,
+                exp.id,
+                _Ref(exp.id, shown, exp.model, exp.subject, exp.trace_id, exp.span_id),
+            )
+            size += _EVENT_OVERHEAD_BYTES + 64 * len(items)
+            return self._emit(event, size, self._exposure_score)
+        except (InvalidEvent, InvalidToken) as exc:
+            self._reject(exc)
+            return None
+        except Exception as exc:
+            self._internal_error("exposure", exc)
+            return None
+
+    def _exposure_score(self) -> Score:
+        return score_exposure(self.policy)
+
+    @staticmethod
+    def _items(raw: Iterable[Any]) -> tuple[Item, ...]:
+        if not raw:
+            return ()
+        if isinstance(raw, str | bytes) or not isinstance(raw, Iterable):
+            raise InvalidEvent("items", "must be a list of ids or signalkit.Item")
+        out: list[Item] = []
+        for i, entry in enumerate(raw):
+            if isinstance(entry, Item):
+                out.append(
+                    entry
+                    if entry.position is not None
+                    else entry.model_copy(update={"position": i})
+                )
+            elif isinstance(entry, str | int) and not isinstance(entry, bool):
+                out.append(
+                    Item.model_construct(id=str(entry), position=i, propensity=None, score=None)
+                )
+            else:
+                raise InvalidEvent(
+                    f"items[{i}]", f"must be an id (str/int) or Item, got {type(entry).__name__}"
+                )
+            if len(out) > 1000:
+                raise InvalidEvent("items", "at most 1000 items per exposure", reason="too_large")
+        return tuple(out)
+
+    @staticmethod
+    def _remember(store: dict[Any, Any], key: Any, value: Any) -> None:
+        store[key] = value
+        if len(store) > _RECENT_MAX:
+            with contextlib.suppress(StopIteration, RuntimeError, KeyError):  # raced a thread
+                del store[next(iter(store))]
+
+    def _emit(self, event: E, size: int, default_score: Callable[[], Score]) -> E | None:
+        s: Score | None = None
+        if self.scorer is not None:
+            try:
+                s = self.scorer(event, self.policy)
+                if s is not None and not isinstance(s, Score):
+                    raise TypeError(f"returned {type(s).__name__}, not Score")
+            except Exception as exc:
+                s = None
+                if self.strict:
+                    raise
+                self._counters.warn(
+                    "scorer", "signalkit: custom scorer failed (%r); used the default policy", exc
+                )
+        event.__dict__["score"] = s or default_score()  # not yet published: still ours to set
+        for processor in self.processors:
+            try:
+                result = processor(event)
+            except Exception as exc:
+                if self.strict:
+                    raise
+                self._counters.drop("processor_error", 1, f"{processor!r} raised {exc!r}")
+                return None
+            if result is None:
+                self._counters.add("filtered")
+                return None
+            event = result  # type: ignore[assignment]
+        with self._seq_lock:
+            self._seq += 1
+            event.__dict__["seq"] = self._seq
+        if not self._pipeline.submit(event, size) and self._pipeline.closed:
+            self._counters.drop("after_shutdown", 1, "recorded after shutdown()")
+        return event
+
+    def _reject(self, exc: InvalidEvent | InvalidToken) -> None:
+        reason = f"token_{exc.reason}" if isinstance(exc, InvalidToken) else exc.reason
+        self._counters.reject(reason, exc.field, str(exc))
+        if self.strict:
+            raise exc
+
+    def _internal_error(self, where: str, exc: Exception) -> None:
+        self._counters.reject("internal_error", where, f"{where}: internal error {exc!r}")
+        if self.strict:
+            raise exc
+
+    @staticmethod
+    def _trace_ids() -> tuple[str | None, str | None]:
+        # Only if the application already uses OpenTelemetry: importing it is not our call.
+        trace = sys.modules.get("opentelemetry.trace")
+        if trace is None:
+            return None, None
+        ctx = trace.get_current_span().get_span_context()
+        if not ctx.is_valid:
+            return None, None
+        return f"{ctx.trace_id:032x}", f"{ctx.span_id:016x}"
+
+
+_live: weakref.WeakSet[Client] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    _ids.reseed()
+    for client in list(_live):
+        client._after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

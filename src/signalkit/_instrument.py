@@ -1,0 +1,188 @@
+"""The exposure handle, and the ``recommendation`` decorator and ``exposure`` context manager.
+
+An exposure is recorded when the wrapped call returns (or the ``with`` block ends) — that is
+when the output is shown — and not at all if the call raises. Its id and its token are
+available from the start, so a response built inside the block can carry the token.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
+
+from . import _ids
+from ._context import _exposure
+from .events import ExposureEvent, ModelRef, Subject
+
+if TYPE_CHECKING:
+    from ._client import Client
+
+__all__ = ["Exposure", "recommendation_decorator"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class Exposure:
+    """A handle on one exposure: pass it (or its :attr:`token`, or its :attr:`id`) to signals.
+
+    Set :attr:`items` inside the block to log the impression list, in order: ids, or
+    :class:`signalkit.Item` with ``position``/``propensity``/``score``.
+    """
+
+    __slots__ = (
+        "_client",
+        "_shown_at_ms",
+        "_started_ns",
+        "_token",
+        "_tokens",
+        "attributes",
+        "event",
+        "id",
+        "items",
+        "model",
+        "span_id",
+        "subject",
+        "surface",
+        "trace_id",
+        "valid",
+    )
+
+    def __init__(
+        self,
+        client: Client,
+        surface: str,
+        model: ModelRef,
+        subject: Subject,
+        attributes: dict[str, Any] | None,
+        *,
+        valid: bool = True,
+    ) -> None:
+        self._client = client
+        self._started_ns = time.time_ns()
+        self.id = _ids.new_id()
+        self.surface = surface
+        self.model = model
+        self.subject = subject
+        self.attributes = attributes
+        self.items: Iterable[Any] = ()
+        self._shown_at_ms: int | None = None
+        self._token: str | None = None
+        self.event: ExposureEvent | None = None
+        """The recorded event, once the call returned (None before, or if it was rejected)."""
+        self.trace_id, self.span_id = client._trace_ids()
+        self.valid = valid
+
+    def __repr__(self) -> str:
+        state = "recorded" if self.event is not None else "open"
+        return f"<Exposure {self.id} {self.surface!r} {state}>"
+
+    @property
+    def shown_at_ms(self) -> int:
+        """When the output was shown (Unix ms): fixed when the token is first made, or at the
+        end of the call, whichever comes first, so the token and the event always agree."""
+        if self._shown_at_ms is None:
+            self._shown_at_ms = time.time_ns() // 1_000_000
+        return self._shown_at_ms
+
+    @property
+    def token(self) -> str:
+        """Signed token of this exposure, to send to the frontend or another service."""
+        if self._token is None:
+            self._token = self._client._signer.sign(self.id, self.shown_at_ms, self.model)
+        return self._token
+
+    def _finish(self) -> None:
+        self.shown_at_ms  # noqa: B018 - fixes the time shown
+        self.event = self._client._record_exposure(self)
+
+    # -- context manager (sync and async) ------------------------------------------------
+
+    def __enter__(self) -> Exposure:
+        _exposure.set(self)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self._finish()
+
+    async def __aenter__(self) -> Exposure:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+
+def recommendation_decorator(
+    get_client: Callable[[], Client],
+    surface: str,
+    model: str | None,
+    model_version: str | None,
+    model_variant: str | None,
+    attributes: dict[str, Any] | None,
+    items: Callable[[Any], Iterable[Any]] | None,
+    subject: dict[str, str | None],
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Build the decorator behind ``Client.recommendation`` and ``signalkit.recommendation``.
+
+    ``get_client`` is called at each call, so the module-level decorator follows
+    ``signalkit.configure()`` made after the function was decorated.
+    """
+
+    def open_exposure() -> Exposure:
+        return get_client().exposure(
+            surface,
+            model=model,
+            model_version=model_version,
+            model_variant=model_variant,
+            attributes=attributes,
+            **subject,
+        )
+
+    def finish(exp: Exposure, result: Any) -> None:
+        if items is not None:
+            try:
+                exp.items = items(result)
+            except Exception as exc:  # the user's extractor must not break their call
+                exp._client._internal_error("items", exc)
+        exp._finish()
+
+    def decorate(fn: Callable[P, R]) -> Callable[P, R]:
+        if inspect.iscoroutinefunction(fn):
+            afn = cast(Callable[P, Awaitable[Any]], fn)
+
+            @functools.wraps(fn)
+            async def awrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
+                exp = open_exposure()
+                _exposure.set(exp)
+                result = await afn(*args, **kwargs)
+                finish(exp, result)
+                return result
+
+            return cast(Callable[P, R], awrapper)
+
+        @functools.wraps(fn)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            exp = open_exposure()
+            _exposure.set(exp)
+            result = fn(*args, **kwargs)
+            finish(exp, result)
+            return result
+
+        return wrapper
+
+    return decorate

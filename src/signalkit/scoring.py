@@ -1,0 +1,378 @@
+"""Signal-strength scoring: a policy that is data, and pure functions that apply it.
+
+``score(event, policy)`` reads only the event's own fields (its kind and derived measures), so
+any stored event can be rescored under a new policy with :func:`rescore`. The rationale for
+every default number is in ``docs/scoring.md``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Annotated, Any, Self
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+
+from ._errors import ConfigError
+from .events import (
+    ActionEvent,
+    CorrectionEvent,
+    Event,
+    ExposureEvent,
+    FeedbackEvent,
+    OutcomeEvent,
+    Reason,
+    Score,
+    ToggleEvent,
+)
+
+__all__ = [
+    "DEFAULT_POLICY",
+    "ActionRule",
+    "EditBand",
+    "LatencyBand",
+    "Scorer",
+    "ScoringPolicy",
+    "rescore",
+    "score",
+]
+
+Unit = Annotated[float, Field(ge=0.0, le=1.0)]
+Signed = Annotated[float, Field(ge=-1.0, le=1.0)]
+Factor = Annotated[float, Field(ge=0.0, le=4.0)]
+_FROZEN = ConfigDict(frozen=True, extra="forbid")
+
+
+class ActionRule(BaseModel):
+    """Base strength and polarity of one named action (``accepted``, ``clicked``...)."""
+
+    model_config = _FROZEN
+    strength: Unit
+    polarity: Signed
+    note: str = ""
+
+
+class LatencyBand(BaseModel):
+    """Multiplier on an action's strength for a time-to-action below ``below_ms``."""
+
+    model_config = _FROZEN
+    below_ms: Annotated[float, Field(gt=0)] | None
+    """Upper bound (exclusive) in milliseconds; ``None`` for the last, open-ended band."""
+    factor: Factor
+    label: str
+
+
+class EditBand(BaseModel):
+    """Strength and polarity of a correction whose similarity is at least ``min_similarity``."""
+
+    model_config = _FROZEN
+    min_similarity: Unit
+    strength: Unit
+    polarity: Signed
+    label: str
+
+
+class ScoringPolicy(BaseModel):
+    """The numbers scoring applies, as validated data. Load your own with :meth:`from_toml`.
+
+    Bump ``version`` whenever a number changes: every score names ``name@version``, so
+    scores made under different policies are never mixed unknowingly.
+    """
+
+    model_config = _FROZEN
+
+    name: str = "default"
+    version: Annotated[int, Field(ge=1)] = 1
+
+    exposure_strength: Unit = 0.0
+    actions: dict[str, ActionRule] = Field(
+        default_factory=lambda: {
+            "clicked": ActionRule(strength=0.2, polarity=0.5, note="attention, not approval"),
+            "accepted": ActionRule(strength=0.55, polarity=1.0, note="took the output as is"),
+            "copied": ActionRule(strength=0.5, polarity=0.8, note="took the output elsewhere"),
+            "shared": ActionRule(strength=0.55, polarity=0.9, note="passed it on to others"),
+            "dismissed": ActionRule(strength=0.4, polarity=-0.7, note="closed it unused"),
+            "rejected": ActionRule(strength=0.6, polarity=-1.0, note="said no to it"),
+        }
+    )
+    unknown_action: ActionRule = ActionRule(strength=0.15, polarity=0.0, note="unknown action")
+    latency_bands: tuple[LatencyBand, ...] = (
+        LatencyBand(below_ms=1_000, factor=0.5, label="reflexive: faster than reading"),
+        LatencyBand(below_ms=3_000, factor=0.85, label="quick"),
+        LatencyBand(below_ms=60_000, factor=1.2, label="considered"),
+        LatencyBand(below_ms=600_000, factor=1.0, label="delayed"),
+        LatencyBand(below_ms=None, factor=0.6, label="late: attribution uncertain"),
+    )
+    unknown_latency_factor: Factor = 0.9
+
+    edit_bands: tuple[EditBand, ...] = (
+        EditBand(min_similarity=1.0, strength=0.3, polarity=0.6, label="unchanged: used as is"),
+        EditBand(min_similarity=0.97, strength=0.45, polarity=-0.2, label="trivial edit"),
+        EditBand(min_similarity=0.85, strength=0.8, polarity=-0.5, label="light edit"),
+        EditBand(min_similarity=0.5, strength=0.88, polarity=-0.8, label="substantial edit"),
+        EditBand(min_similarity=0.0, strength=0.95, polarity=-1.0, label="rewrite"),
+    )
+
+    expand: ActionRule = ActionRule(strength=0.25, polarity=0.5, note="opened to read more")
+    quick_collapse_ms: Annotated[float, Field(gt=0)] = 2_000
+    quick_collapse: ActionRule = ActionRule(
+        strength=0.35, polarity=-0.6, note="collapsed after a glance"
+    )
+    read_collapse: ActionRule = ActionRule(
+        strength=0.15, polarity=0.2, note="collapsed after reading"
+    )
+    unknown_collapse: ActionRule = ActionRule(
+        strength=0.2, polarity=-0.2, note="collapsed, dwell unknown"
+    )
+
+    outcome_strength: Unit = 0.9
+    outcome_success_polarity: Signed = 1.0
+    outcome_failure_polarity: Signed = -1.0
+    outcome_unknown_polarity: Signed = 0.8
+    outcome_half_life_ms: Annotated[float, Field(gt=0)] = 86_400_000
+    outcome_min_factor: Unit = 0.1
+    unknown_delay_factor: Unit = 0.5
+
+    feedback_strength: Unit = 0.85
+    neutral_rating_factor: Unit = 0.5
+    choice: ActionRule = ActionRule(strength=0.8, polarity=1.0, note="chose it among options")
+    comment_only: ActionRule = ActionRule(strength=0.3, polarity=0.0, note="comment, no rating")
+
+    # Scores depend only on a few discrete inputs for most kinds; caching them per policy keeps
+    # the caller's thread cheap, and the cache dies with the policy.
+    _scores: dict[tuple[Any, ...], Score] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check_bands(self) -> Self:
+        bounds = [b.below_ms for b in self.latency_bands]
+        if not bounds or bounds[-1] is not None or None in bounds[:-1]:
+            raise ValueError("latency_bands: the last band, and only it, has below_ms = None")
+        finite = [b for b in bounds if b is not None]
+        if finite != sorted(finite) or len(set(finite)) != len(finite):
+            raise ValueError("latency_bands: below_ms must increase strictly")
+        sims = [b.min_similarity for b in self.edit_bands]
+        if not sims or sims != sorted(sims, reverse=True) or sims[-1] != 0.0:
+            raise ValueError(
+                "edit_bands: min_similarity must decrease and the last band must start at 0.0"
+            )
+        return self
+
+    @property
+    def ref(self) -> str:
+        """``name@version``, written into every score."""
+        return f"{self.name}@{self.version}"
+
+    @classmethod
+    def from_toml(cls, source: str | Path) -> ScoringPolicy:
+        """Load a policy from a TOML file path (or TOML text); unspecified keys keep defaults.
+
+        Raises :class:`signalkit.ConfigError` naming the offending key.
+        """
+        try:
+            if isinstance(source, Path) or ("\n" not in source and source.endswith(".toml")):
+                data = tomllib.loads(Path(source).read_text(encoding="utf-8"))
+            else:
+                data = tomllib.loads(source)
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"scoring policy: cannot read {source!s}: {exc}") from exc
+        return cls.from_dict(data)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ScoringPolicy:
+        """Validate a policy from plain data; raises :class:`signalkit.ConfigError`."""
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "policy"
+            raise ConfigError(f"scoring policy: {where}: {first['msg']}") from exc
+
+
+DEFAULT_POLICY = ScoringPolicy()
+"""The policy used when none is given; documented in ``docs/scoring.md``."""
+
+Scorer = Callable[[Event, ScoringPolicy], Score | None]
+"""A custom scorer: given an event (its ``score`` still unset) and the policy, return a
+:class:`Score`, or ``None`` to fall back to the policy's default scoring."""
+
+
+def _clamp(x: float, lo: float = 0.0, hi: float = 1.0) -> float:
+    return lo if x < lo else hi if x > hi else x
+
+
+def _r(factor: str, effect: float, note: str) -> Reason:
+    return Reason.model_construct(factor=factor, effect=round(effect, 4), note=note)
+
+
+def _s(strength: float, polarity: float, reasons: tuple[Reason, ...], p: ScoringPolicy) -> Score:
+    return Score.model_construct(
+        strength=round(_clamp(strength), 4),
+        polarity=round(_clamp(polarity, -1.0, 1.0), 4),
+        reasons=reasons,
+        policy=p.ref,
+    )
+
+
+def _latency(ms: float | None, p: ScoringPolicy) -> tuple[int, float, Reason]:
+    if ms is None:
+        f = p.unknown_latency_factor
+        return -1, f, _r("time_to_action", f, "time-to-action unknown")
+    for i, band in enumerate(p.latency_bands):
+        if band.below_ms is None or ms < band.below_ms:
+            return i, band.factor, _r("time_to_action", band.factor, band.label)
+    raise AssertionError("validated policy has an open last band")  # pragma: no cover
+
+
+_CACHE_MAX = 4096
+
+
+def _cached(p: ScoringPolicy, key: tuple[Any, ...], make: Callable[[], Score]) -> Score:
+    cache = p._scores
+    found = cache.get(key)
+    if found is None:
+        if len(cache) >= _CACHE_MAX:
+            cache.clear()
+        found = cache[key] = make()
+    return found
+
+
+def score_action(action: str, time_to_action_ms: float | None, p: ScoringPolicy) -> Score:
+    """Score of an action: the action's base, times its time-to-action band."""
+    band = -1
+    if time_to_action_ms is not None:
+        band = _latency(time_to_action_ms, p)[0]
+
+    def make() -> Score:
+        rule = p.actions.get(action)
+        base = _r("base", rule.strength, f"{action}: {rule.note}") if rule else None
+        if rule is None:
+            rule = p.unknown_action
+            base = _r("base", rule.strength, f"{action}: {rule.note}")
+        assert base is not None
+        _, factor, lat = _latency(time_to_action_ms, p)
+        return _s(rule.strength * factor, rule.polarity, (base, lat), p)
+
+    return _cached(p, ("action", action, band), make)
+
+
+def score_correction(similarity: float, p: ScoringPolicy) -> Score:
+    """Score of a correction: strength and polarity from the band of its similarity."""
+    for i, band in enumerate(p.edit_bands):
+        if similarity >= band.min_similarity:
+            chosen, index = band, i
+            break
+    else:  # pragma: no cover - the last band starts at 0.0
+        raise AssertionError("validated policy has a band from 0.0")
+
+    def make() -> Score:
+        reason = _r("edit_size", chosen.strength, chosen.label)
+        return _s(chosen.strength, chosen.polarity, (reason,), p)
+
+    return _cached(p, ("correction", index), make)
+
+
+def score_toggle(state: str, dwell_ms: float | None, p: ScoringPolicy) -> Score:
+    """Score of an expand (interest) or a collapse (graded by how long it stayed open)."""
+    if state == "expanded":
+        rule, tag = p.expand, "expanded"
+    elif dwell_ms is None:
+        rule, tag = p.unknown_collapse, "collapsed"
+    elif dwell_ms < p.quick_collapse_ms:
+        rule, tag = p.quick_collapse, "quick_collapse"
+    else:
+        rule, tag = p.read_collapse, "read_collapse"
+    return _cached(
+        p,
+        ("toggle", tag),
+        lambda: _s(rule.strength, rule.polarity, (_r("base", rule.strength, rule.note),), p),
+    )
+
+
+def score_outcome(success: bool | None, delay_ms: float | None, p: ScoringPolicy) -> Score:
+    """Score of an outcome: strongest base, attribution halving every ``outcome_half_life_ms``."""
+    if success is True:
+        polarity, why = p.outcome_success_polarity, "succeeded"
+    elif success is False:
+        polarity, why = p.outcome_failure_polarity, "failed"
+    else:
+        polarity, why = p.outcome_unknown_polarity, "happened (success not stated)"
+    base = _r("base", p.outcome_strength, f"outcome {why}")
+    if delay_ms is None:
+        factor = p.unknown_delay_factor
+        decay = _r("attribution", factor, "delay unknown")
+    else:
+        factor = max(p.outcome_min_factor, 0.5 ** (max(delay_ms, 0.0) / p.outcome_half_life_ms))
+        hours = delay_ms / 3_600_000
+        decay = _r("attribution", factor, f"{hours:.3g} h after exposure")
+    return _s(p.outcome_strength * factor, polarity, (base, decay), p)
+
+
+def score_feedback(
+    rating: float | None,
+    scale: tuple[float, float],
+    choice: str | None,
+    comment: str | None,
+    p: ScoringPolicy,
+) -> Score:
+    """Score of explicit feedback: the rating mapped onto [-1, 1], or a choice, or a comment."""
+
+    def make() -> Score:
+        if rating is not None:
+            lo, hi = scale
+            polarity = 2.0 * (rating - lo) / (hi - lo) - 1.0 if hi > lo else 0.0
+            base = _r("base", p.feedback_strength, f"rating {rating:g} on {lo:g}..{hi:g}")
+            if abs(polarity) < 1e-9:
+                f = p.neutral_rating_factor
+                neutral = _r("neutral_rating", f, "a mid-scale rating says little")
+                return _s(p.feedback_strength * f, 0.0, (base, neutral), p)
+            return _s(p.feedback_strength, polarity, (base,), p)
+        rule = p.choice if choice is not None else p.comment_only
+        return _s(rule.strength, rule.polarity, (_r("base", rule.strength, rule.note),), p)
+
+    key = ("feedback", rating, scale, choice is not None, comment is not None)
+    return _cached(p, key, make)
+
+
+def score_exposure(p: ScoringPolicy) -> Score:
+    """Score of an exposure: context for later signals, not a signal itself."""
+
+    def make() -> Score:
+        reason = _r("base", p.exposure_strength, "an exposure is context, not a signal")
+        return _s(p.exposure_strength, 0.0, (reason,), p)
+
+    return _cached(p, ("exposure",), make)
+
+
+def score(event: Event, policy: ScoringPolicy = DEFAULT_POLICY) -> Score:
+    """The default score of ``event`` under ``policy``: a pure function of the event's fields."""
+    p = policy
+    if isinstance(event, ActionEvent):
+        return score_action(event.action, event.time_to_action_ms, p)
+    if isinstance(event, CorrectionEvent):
+        return score_correction(event.similarity, p)
+    if isinstance(event, ToggleEvent):
+        return score_toggle(event.state, event.dwell_ms, p)
+    if isinstance(event, OutcomeEvent):
+        return score_outcome(event.success, event.delay_ms, p)
+    if isinstance(event, FeedbackEvent):
+        return score_feedback(event.rating, event.scale, event.choice, event.comment, p)
+    if isinstance(event, ExposureEvent):
+        return score_exposure(p)
+    raise TypeError(f"not a signalkit event: {type(event).__name__}")  # pragma: no cover
+
+
+def rescore(
+    events: Iterable[Event],
+    policy: ScoringPolicy = DEFAULT_POLICY,
+    scorer: Scorer | None = None,
+) -> list[Event]:
+    """Return copies of ``events`` scored under ``policy`` (and ``scorer``, if given).
+
+    Events are immutable: the originals are untouched. Useful to compare policies on history.
+    """
+    out: list[Event] = []
+    for event in events:
+        new = scorer(event, policy) if scorer is not None else None
+        out.append(event.model_copy(update={"score": new or score(event, policy)}))
+    return out
