@@ -302,18 +302,28 @@ class Client:
         anonymous_id: str | None = None,
         session_id: str | None = None,
         tenant_id: str | None = None,
+        at: datetime | None = None,
     ) -> Exposure:
         """Open an exposure; use as ``with`` or ``async with``. Recorded when the block ends
-        without an exception. Set ``exp.items`` inside the block for an impression list."""
+        without an exception. Set ``exp.items`` inside the block for an impression list.
+
+        ``at`` backfills a historical exposure: it is the time the output was shown."""
         valid = True
+        at_ms = None
+        ref = _EMPTY_MODEL
+        subject = _EMPTY_SUBJECT
         try:
             _check_name("surface", surface)
             ref = self._model_ref(model, model_version, model_variant)
+            subject = self._subject(user_id, anonymous_id, session_id, tenant_id, None)
+            at_ms = None if at is None else self._ts_ms(at)
         except InvalidEvent as exc:
             self._reject(exc)
-            valid, ref = False, _EMPTY_MODEL
-        subject = self._subject(user_id, anonymous_id, session_id, tenant_id, None)
-        return Exposure(self, surface, ref, subject, attributes, valid=valid)
+            valid = False
+        except Exception as exc:
+            self._internal_error("exposure", exc)
+            valid = False
+        return Exposure(self, surface, ref, subject, attributes, at_ms=at_ms, valid=valid)
 
     @staticmethod
     def _model_ref(name: object, version: object, variant: object) -> ModelRef:
@@ -708,7 +718,7 @@ class Client:
                 "kind": "exposure",
                 "surface": exp.surface,
                 "items": items,
-                "latency_ms": max(0.0, shown - exp._started_ns / 1e6),
+                "latency_ms": exp._latency_ms,
             }
             event = _construct(ExposureEvent, v)
             self._remember(

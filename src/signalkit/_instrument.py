@@ -36,8 +36,9 @@ class Exposure:
 
     __slots__ = (
         "_client",
+        "_latency_ms",
         "_shown_at_ms",
-        "_started_ns",
+        "_started",
         "_token",
         "_tokens",
         "attributes",
@@ -60,17 +61,19 @@ class Exposure:
         subject: Subject,
         attributes: dict[str, Any] | None,
         *,
+        at_ms: int | None = None,
         valid: bool = True,
     ) -> None:
         self._client = client
-        self._started_ns = time.time_ns()
-        self.id = _ids.new_id()
+        self._started = time.perf_counter()
+        self._latency_ms: float | None = None
+        self.id = _ids.new_id() if at_ms is None else _ids.new_id(at_ms * 1_000_000)
         self.surface = surface
         self.model = model
         self.subject = subject
         self.attributes = attributes
         self.items: Iterable[Any] = ()
-        self._shown_at_ms: int | None = None
+        self._shown_at_ms: int | None = at_ms
         self._token: str | None = None
         self.event: ExposureEvent | None = None
         """The recorded event, once the call returned (None before, or if it was rejected)."""
@@ -97,6 +100,7 @@ class Exposure:
         return self._token
 
     def _finish(self) -> None:
+        self._latency_ms = (time.perf_counter() - self._started) * 1000
         self.shown_at_ms  # noqa: B018 - fixes the time shown
         self.event = self._client._record_exposure(self)
 
@@ -150,7 +154,10 @@ def recommendation_decorator(
             model_version=model_version,
             model_variant=model_variant,
             attributes=attributes,
-            **subject,
+            user_id=subject["user_id"],
+            anonymous_id=subject["anonymous_id"],
+            session_id=subject["session_id"],
+            tenant_id=subject["tenant_id"],
         )
 
     def finish(exp: Exposure, result: Any) -> None:
