@@ -63,6 +63,7 @@ import time
 import urllib.request
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -156,6 +157,20 @@ class LocalSink:
 
 pc = time.perf_counter_ns
 Run = Callable[[int, int, list[int]], None]
+"""``run(lo, hi, out)`` makes calls lo..hi-1, timing each one itself into ``out[i]`` (ns)."""
+
+
+@dataclass
+class Series:
+    name: str
+    group: str  # "signalkit", "floor" or "peer"
+    run: Run
+    between: Callable[[], None] | None = None
+    inner: int = 1  # calls per timed sample
+    out: list[int] = field(default_factory=list)
+    filled: int = 0
+    cpu_ns: int = 0
+    round_medians_us: list[float] = field(default_factory=list)
 
 
 def timer_overhead(n: int) -> dict[str, float]:
@@ -175,52 +190,69 @@ def timer_overhead(n: int) -> dict[str, float]:
     return {"median_ns": float(statistics.median(s)), "p99_ns": float(s[math.ceil(0.99 * n) - 1])}
 
 
-def measure(
-    name: str,
-    run: Run,
-    *,
-    n: int,
-    warmup: int,
-    chunk: int,
-    overhead_ns: float,
-    inner: int = 1,
-    between: Callable[[], None] | None = None,
-) -> dict[str, Any]:
-    """Time ``run`` (which times each of its iterations itself) and summarise in microseconds."""
-    scratch = [0] * warmup
-    run(0, warmup, scratch)
-    if between is not None:
-        between()
-    out = [0] * n
-    cpu_ns = 0
-    gc.collect()
-    for lo in range(0, n, chunk):
-        hi = min(lo + chunk, n)
-        c0 = time.thread_time_ns()
-        run(lo, hi, out)
-        cpu_ns += time.thread_time_ns() - c0
-        if between is not None:
-            between()
-    per_call = sorted((t - overhead_ns) / inner / 1000.0 for t in out)
-    calls = n * inner
-    result = {
-        "name": name,
+def spin(seconds: float) -> None:
+    """Keep a core busy for a moment so the first series does not pay for a CPU waking up."""
+    end = time.perf_counter() + seconds
+    x = 0
+    while time.perf_counter() < end:
+        x += sum(range(1000))
+
+
+def run_interleaved(
+    series: list[Series], *, n: int, warmup: int, chunk: int, rounds: int, overhead_ns: float
+) -> None:
+    """Warm every series up, then time them in ``rounds`` interleaved rounds.
+
+    Each round gives every series n/rounds timed calls (by default one chunk, a fraction of a
+    second), in an order rotated by one each round. A shared 2-core VM switches between a fast
+    and a slow mode for seconds at a time (other processes, the sibling vCPU); fine interleaving
+    spreads those modes over every series alike instead of over whichever ran then.
+    """
+    for s in series:
+        scratch = [0] * warmup
+        s.run(0, warmup, scratch)
+        if s.between is not None:
+            s.between()
+        s.out = [0] * n
+    sizes = [n // rounds + (1 if r < n % rounds else 0) for r in range(rounds)]
+    for r, size in enumerate(sizes):
+        k = r % len(series)
+        for s in series[k:] + series[:k]:
+            gc.collect()
+            lo, stop = s.filled, s.filled + size
+            while lo < stop:
+                hi = min(lo + chunk, stop)
+                c0 = time.thread_time_ns()
+                s.run(lo, hi, s.out)
+                s.cpu_ns += time.thread_time_ns() - c0
+                if s.between is not None:
+                    s.between()  # flush queues: outside the timed region
+                lo = hi
+            part = s.out[s.filled : stop]
+            s.round_medians_us.append((statistics.median(part) - overhead_ns) / s.inner / 1000)
+            s.filled = stop
+        if (r + 1) % max(1, rounds // 10) == 0 or r + 1 == rounds:
+            print(f"  round {r + 1}/{rounds} done", file=sys.stderr, flush=True)
+
+
+def summarise(s: Series, overhead_ns: float) -> dict[str, Any]:
+    n = len(s.out)
+    per_call = sorted((t - overhead_ns) / s.inner / 1000.0 for t in s.out)
+    calls = n * s.inner
+    return {
+        "name": s.name,
+        "group": s.group,
         "calls": calls,
         "samples": n,
-        "calls_per_sample": inner,
+        "calls_per_sample": s.inner,
         "median_us": statistics.median(per_call),
         "p99_us": per_call[math.ceil(0.99 * n) - 1],
         "mean_us": statistics.fmean(per_call),
-        # CPU time of this thread per call (timer overhead included, so slightly high): when it
-        # is well below the mean wall time, the caller was waiting (GIL, a lock), not working.
-        "cpu_mean_us": cpu_ns / calls / 1000.0,
+        # CPU time of this thread per call (timer reads included, so slightly high): well below
+        # the mean wall time would mean the caller was waiting (GIL, a lock), not working.
+        "cpu_mean_us": s.cpu_ns / calls / 1000.0,
+        "round_medians_us": [round(v, 3) for v in s.round_medians_us],
     }
-    print(
-        f"  {name:<44} median {result['median_us']:8.2f} µs   p99 {result['p99_us']:8.2f} µs",
-        file=sys.stderr,
-        flush=True,
-    )
-    return result
 
 
 # ---------------------------------------------------------------------------------------------
@@ -232,176 +264,148 @@ CORRECTED = "Thanks for reaching out! Your refund was issued on Tuesday."
 ROTATE = 1000
 
 
-def bench_signalkit(args: argparse.Namespace, overhead_ns: float) -> tuple[list[dict], dict]:
-    import signalkit
+class SignalkitBench:
+    def __init__(self, n: int, warmup: int) -> None:
+        import signalkit
 
-    memory = signalkit.MemoryExporter()
-    total = 10 * (args.n + args.warmup) + 4 * ROTATE
-    client = signalkit.Client(
-        "bench",
-        exporters=[memory],
-        secret="x" * 32,
-        max_queue=max(total, 10_000),  # never full: flushed every --chunk calls anyway
-        max_queue_bytes=1 << 40,
-    )
-
-    def between() -> None:
-        if not client.flush(timeout=60):
-            raise RuntimeError("signalkit flush timed out")
-        memory.clear()
-
-    expected = 0  # events the run must record (checked against client.stats at the end)
-    exposures = []
-    for i in range(ROTATE):
-        with client.exposure(
-            "reply-draft", model="gpt-x", model_version="2026-11-01", user_id=f"user-{i}"
-        ) as exp:
-            pass
-        exposures.append(exp)
-    expected += ROTATE
-    tokens = [e.token for e in exposures]
-    between()
-    m = ROTATE
-    kw = dict(n=args.n, warmup=args.warmup, chunk=args.chunk, overhead_ns=overhead_ns)
-    rows: list[dict] = []
-
-    # -- action, Exposure handle
-    action = client.action
-
-    def run_action_exp(lo: int, hi: int, out: list[int], pc: Callable[[], int] = pc) -> None:
-        for i in range(lo, hi):
-            e = exposures[i % m]
-            t0 = pc()
-            action(e, "accepted")
-            t1 = pc()
-            out[i] = t1 - t0
-
-    rows.append(measure("signalkit action(Exposure)", run_action_exp, between=between, **kw))
-
-    # -- action, token (1000 rotating tokens: verification cache hits)
-    def run_action_tok(lo: int, hi: int, out: list[int], pc: Callable[[], int] = pc) -> None:
-        for i in range(lo, hi):
-            t = tokens[i % m]
-            t0 = pc()
-            action(t, "accepted")
-            t1 = pc()
-            out[i] = t1 - t0
-
-    rows.append(measure("signalkit action(token, cached)", run_action_tok, between=between, **kw))
-
-    # -- action, a token never seen before on every call (verification cache misses)
-    fresh: list[str] = []
-    for _ in range(args.n + args.warmup):
-        fresh.append(
-            client.exposure("reply-draft", model="gpt-x", model_version="2026-11-01").token
+        self.memory = signalkit.MemoryExporter()
+        self.client = client = signalkit.Client(
+            "bench",
+            exporters=[self.memory],
+            secret="x" * 32,
+            max_queue=10_000_000,  # never full: the run flushes every --chunk calls anyway
+            max_queue_bytes=1 << 40,
         )
-    pos = [0]
+        self.expected = 0  # events the run must record (checked against client.stats)
+        self.exposures = []
+        for i in range(ROTATE):
+            with client.exposure(
+                "reply-draft", model="gpt-x", model_version="2026-11-01", user_id=f"user-{i}"
+            ) as exp:
+                pass
+            self.exposures.append(exp)
+        self.expected += ROTATE
+        self.tokens = [e.token for e in self.exposures]
+        # Tokens never seen before, one per call of the "uncached" series (not recorded).
+        self.fresh = [
+            client.exposure("reply-draft", model="gpt-x", model_version="2026-11-01").token
+            for _ in range(n + warmup)
+        ]
+        self.between()
 
-    def run_action_fresh(lo: int, hi: int, out: list[int], pc: Callable[[], int] = pc) -> None:
-        k = pos[0]
-        for i in range(lo, hi):
-            t = fresh[k]
-            k += 1
-            t0 = pc()
-            action(t, "accepted")
-            t1 = pc()
-            out[i] = t1 - t0
-        pos[0] = k
+    def between(self) -> None:
+        if not self.client.flush(timeout=60):
+            raise RuntimeError("signalkit flush timed out")
+        self.memory.clear()
 
-    rows.append(
-        measure("signalkit action(token, uncached)", run_action_fresh, between=between, **kw)
-    )
-    del fresh
+    def series(self, n: int, warmup: int) -> list[Series]:
+        client, exposures, tokens, fresh = self.client, self.exposures, self.tokens, self.fresh
+        m = ROTATE
+        action, correction = client.action, client.correction
+        toggle, outcome = client.toggle, client.outcome
 
-    # -- correction, toggle, outcome (cached tokens)
-    correction = client.correction
+        def action_exp(lo: int, hi: int, out: list[int], pc: Callable[[], int] = pc) -> None:
+            for i in range(lo, hi):
+                e = exposures[i % m]
+                t0 = pc()
+                action(e, "accepted")
+                t1 = pc()
+                out[i] = t1 - t0
 
-    def run_correction(lo: int, hi: int, out: list[int], pc: Callable[[], int] = pc) -> None:
-        for i in range(lo, hi):
-            t = tokens[i % m]
-            t0 = pc()
-            correction(t, ORIGINAL, CORRECTED)
-            t1 = pc()
-            out[i] = t1 - t0
+        def action_tok(lo: int, hi: int, out: list[int], pc: Callable[[], int] = pc) -> None:
+            for i in range(lo, hi):
+                t = tokens[i % m]
+                t0 = pc()
+                action(t, "accepted")
+                t1 = pc()
+                out[i] = t1 - t0
 
-    rows.append(measure("signalkit correction(token, 58 chars)", run_correction, between=between,
-                        **kw))
+        pos = [0]
 
-    toggle = client.toggle
+        def action_fresh(lo: int, hi: int, out: list[int], pc: Callable[[], int] = pc) -> None:
+            k = pos[0]
+            for i in range(lo, hi):
+                t = fresh[k]
+                k += 1
+                t0 = pc()
+                action(t, "accepted")
+                t1 = pc()
+                out[i] = t1 - t0
+            pos[0] = k
 
-    def run_toggle(lo: int, hi: int, out: list[int], pc: Callable[[], int] = pc) -> None:
-        for i in range(lo, hi):
-            t = tokens[i % m]
-            t0 = pc()
-            toggle(t, "expanded")
-            t1 = pc()
-            out[i] = t1 - t0
+        def correct(lo: int, hi: int, out: list[int], pc: Callable[[], int] = pc) -> None:
+            for i in range(lo, hi):
+                t = tokens[i % m]
+                t0 = pc()
+                correction(t, ORIGINAL, CORRECTED)
+                t1 = pc()
+                out[i] = t1 - t0
 
-    rows.append(measure("signalkit toggle(token, expanded)", run_toggle, between=between, **kw))
+        def expand(lo: int, hi: int, out: list[int], pc: Callable[[], int] = pc) -> None:
+            for i in range(lo, hi):
+                t = tokens[i % m]
+                t0 = pc()
+                toggle(t, "expanded")
+                t1 = pc()
+                out[i] = t1 - t0
 
-    outcome = client.outcome
+        def purchase(lo: int, hi: int, out: list[int], pc: Callable[[], int] = pc) -> None:
+            for i in range(lo, hi):
+                t = tokens[i % m]
+                t0 = pc()
+                outcome(t, "purchase", value=1.0, success=True)
+                t1 = pc()
+                out[i] = t1 - t0
 
-    def run_outcome(lo: int, hi: int, out: list[int], pc: Callable[[], int] = pc) -> None:
-        for i in range(lo, hi):
-            t = tokens[i % m]
-            t0 = pc()
-            outcome(t, "purchase", value=1.0, success=True)
-            t1 = pc()
-            out[i] = t1 - t0
+        def recommend(x: int) -> int:
+            return x
 
-    rows.append(measure("signalkit outcome(token, purchase)", run_outcome, between=between, **kw))
-    expected += 6 * (args.n + args.warmup)
+        decorated = client.recommendation("reply-draft", model="gpt-x", model_version="2026-11-01")(
+            recommend
+        )
 
-    # -- the decorator: decorated call minus bare call
-    def recommend(x: int) -> int:
-        return x
+        def bare(lo: int, hi: int, out: list[int], pc: Callable[[], int] = pc) -> None:
+            f = recommend
+            for i in range(lo, hi):
+                t0 = pc()
+                f(i)
+                t1 = pc()
+                out[i] = t1 - t0
 
-    decorated = client.recommendation("reply-draft", model="gpt-x", model_version="2026-11-01")(
-        recommend
-    )
+        def wrapped(lo: int, hi: int, out: list[int], pc: Callable[[], int] = pc) -> None:
+            f = decorated
+            for i in range(lo, hi):
+                t0 = pc()
+                f(i)
+                t1 = pc()
+                out[i] = t1 - t0
 
-    def run_bare(lo: int, hi: int, out: list[int], pc: Callable[[], int] = pc) -> None:
-        f = recommend
-        for i in range(lo, hi):
-            t0 = pc()
-            f(i)
-            t1 = pc()
-            out[i] = t1 - t0
+        b = self.between
+        series = [
+            Series("signalkit action(Exposure)", "signalkit", action_exp, b),
+            Series("signalkit action(token, cached)", "signalkit", action_tok, b),
+            Series("signalkit action(token, uncached)", "signalkit", action_fresh, b),
+            Series("signalkit correction(token, 58 chars)", "signalkit", correct, b),
+            Series("signalkit toggle(token, expanded)", "signalkit", expand, b),
+            Series("signalkit outcome(token, purchase)", "signalkit", purchase, b),
+            Series("bare function call", "decorator", bare, b),
+            Series("@client.recommendation(...) call", "decorator", wrapped, b),
+        ]
+        self.expected += 7 * (n + warmup)  # six signal series and the decorated call
+        return series
 
-    def run_decorated(lo: int, hi: int, out: list[int], pc: Callable[[], int] = pc) -> None:
-        f = decorated
-        for i in range(lo, hi):
-            t0 = pc()
-            f(i)
-            t1 = pc()
-            out[i] = t1 - t0
-
-    bare = measure("bare function call", run_bare, between=between, **kw)
-    deco = measure("@client.recommendation(...) call", run_decorated, between=between, **kw)
-    expected += args.n + args.warmup
-    overhead = {
-        "name": "recommendation decorator overhead",
-        "calls": deco["calls"],
-        "median_us": deco["median_us"] - bare["median_us"],
-        "p99_us": deco["p99_us"] - bare["p99_us"],
-        "mean_us": deco["mean_us"] - bare["mean_us"],
-        "cpu_mean_us": deco["cpu_mean_us"] - bare["cpu_mean_us"],
-        "note": "decorated call minus bare call (medians; p99 is the difference of the p99s)",
-    }
-    rows += [bare, deco, overhead]
-
-    client.flush(timeout=60)
-    st = client.stats
-    client.shutdown(timeout=10)
-    check = {
-        "recorded": st.recorded,
-        "expected_recorded": expected,
-        "rejected": dict(st.rejected),
-        "dropped": dict(st.dropped),
-        "total_dropped": st.total_dropped,
-        "opentelemetry.trace_imported_during_run": "opentelemetry.trace" in sys.modules,
-    }
-    return rows, check
+    def check(self) -> dict[str, Any]:
+        self.client.flush(timeout=60)
+        st = self.client.stats
+        self.client.shutdown(timeout=10)
+        return {
+            "recorded": st.recorded,
+            "expected_recorded": self.expected,
+            "rejected": dict(st.rejected),
+            "dropped": dict(st.dropped),
+            "total_dropped": st.total_dropped,
+            "opentelemetry.trace_imported_during_run": "opentelemetry.trace" in sys.modules,
+        }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -409,7 +413,7 @@ def bench_signalkit(args: argparse.Namespace, overhead_ns: float) -> tuple[list[
 # ---------------------------------------------------------------------------------------------
 
 
-def _floor_model() -> type:
+def _floor_model() -> Any:
     from pydantic import BaseModel, ConfigDict, Field
 
     frozen = ConfigDict(frozen=True, extra="forbid")
@@ -464,13 +468,13 @@ def _floor_model() -> type:
 
 
 def _sample_action_dict() -> dict[str, Any]:
-    """A real ActionEvent as a dict (nested subject, model and score with its reasons)."""
+    """A real ActionEvent as a dict (nested subject, model, and score with its reasons)."""
     import signalkit
 
-    mem = signalkit.MemoryExporter()
-    c = signalkit.Client("bench", exporters=[mem], secret="x" * 32)
-    with c.exposure("reply-draft", model="gpt-x", model_version="2026-11-01",
-                    user_id="user-1") as exp:
+    c = signalkit.Client("bench-sample", exporters=[signalkit.MemoryExporter()], secret="x" * 32)
+    with c.exposure(
+        "reply-draft", model="gpt-x", model_version="2026-11-01", user_id="user-1"
+    ) as exp:
         pass
     ev = c.action(exp.token, "accepted")
     assert ev is not None
@@ -479,26 +483,21 @@ def _sample_action_dict() -> dict[str, Any]:
     return d
 
 
-def bench_floors(args: argparse.Namespace, overhead_ns: float) -> tuple[list[dict], dict]:
+def floor_series() -> tuple[list[Series], dict[str, Any]]:
     import signalkit
 
     model = _floor_model()
-    theirs = set(signalkit.ActionEvent.model_fields)
-    ours = set(model.model_fields)  # type: ignore[attr-defined]
+    theirs, ours = set(signalkit.ActionEvent.model_fields), set(model.model_fields)
     info = {
         "floor_model_fields_match_ActionEvent": theirs == ours,
         "fields_only_in_ActionEvent": sorted(theirs - ours),
         "fields_only_in_floor_model": sorted(ours - theirs),
     }
     d = _sample_action_dict()
-    model.model_validate(d)  # type: ignore[attr-defined]  # must validate
-    kw = dict(n=args.n, warmup=args.warmup, chunk=args.chunk, overhead_ns=overhead_ns)
-    rows = []
-
+    model.model_validate(d)  # must validate
     dq: deque[dict[str, Any]] = deque()
-    inner = 10
 
-    def run_deque(lo: int, hi: int, out: list[int], pc: Callable[[], int] = pc) -> None:
+    def append10(lo: int, hi: int, out: list[int], pc: Callable[[], int] = pc) -> None:
         append = dq.append
         for i in range(lo, hi):
             t0 = pc()
@@ -515,21 +514,19 @@ def bench_floors(args: argparse.Namespace, overhead_ns: float) -> tuple[list[dic
             t1 = pc()
             out[i] = t1 - t0
 
-    # n samples of 10 calls: 10 x n calls in all.
-    rows.append(measure("floor: deque.append(dict)", run_deque, inner=inner,
-                        between=dq.clear, **kw))
+    validate = model.model_validate
 
-    validate = model.model_validate  # type: ignore[attr-defined]
-
-    def run_pydantic(lo: int, hi: int, out: list[int], pc: Callable[[], int] = pc) -> None:
+    def validated(lo: int, hi: int, out: list[int], pc: Callable[[], int] = pc) -> None:
         for i in range(lo, hi):
             t0 = pc()
             validate(d)
             t1 = pc()
             out[i] = t1 - t0
 
-    rows.append(measure("floor: pydantic model_validate(dict)", run_pydantic, **kw))
-    return rows, info
+    return [
+        Series("floor: deque.append(dict)", "floor", append10, dq.clear, inner=10),
+        Series("floor: pydantic model_validate(dict)", "floor", validated),
+    ], info
 
 
 # ---------------------------------------------------------------------------------------------
@@ -537,91 +534,91 @@ def bench_floors(args: argparse.Namespace, overhead_ns: float) -> tuple[list[dic
 # ---------------------------------------------------------------------------------------------
 
 
-def bench_peers(args: argparse.Namespace, overhead_ns: float) -> tuple[list[dict], dict]:
-    try:
+class PeersBench:
+    """PostHog and Segment clients in their default async mode, sending to a local sink."""
+
+    def __init__(self) -> None:
         import posthog
         import segment.analytics as segment_analytics
-    except ImportError as exc:
-        print(f"peers skipped: {exc} (run with --with posthog --with segment-analytics-python)",
-              file=sys.stderr)
-        return [], {"skipped": str(exc)}
 
-    sink = LocalSink()
-    kw = dict(n=args.n, warmup=args.warmup, chunk=args.chunk, overhead_ns=overhead_ns)
-    exposure_ids = [f"0190c0de-0000-7000-8000-{i:012d}" for i in range(ROTATE)]
-    users = [f"user-{i}" for i in range(ROTATE)]
-    m = ROTATE
-    rows = []
-    info: dict[str, Any] = {"sink": sink.url}
-    try:
-        # -- PostHog: default async mode (queue of 10,000, one consumer thread, batches of 100)
-        ph = posthog.Posthog("phc_benchmark", host=sink.url)
-        ph_dropped = [0]
+        self.posthog_version = getattr(posthog, "VERSION", "?")
+        self.segment_version = getattr(segment_analytics, "VERSION", "?")
+        self.sink = LocalSink()
+        # Defaults kept: max_queue_size 10,000, one consumer thread, batches of 100.
+        self.ph = posthog.Posthog("phc_benchmark", host=self.sink.url)
+        self.sg = segment_analytics.Client("benchmark-write-key", host=self.sink.url)
+        self.sent = {"posthog": 0, "segment": 0}
+        self.dropped = {"posthog": 0, "segment": 0}
 
-        def ph_between() -> None:
-            ph.flush()
+    def series(self) -> list[Series]:
+        exposure_ids = [f"0190c0de-0000-7000-8000-{i:012d}" for i in range(ROTATE)]
+        users = [f"user-{i}" for i in range(ROTATE)]
+        m = ROTATE
+        capture, track = self.ph.capture, self.sg.track
+        sent, dropped = self.sent, self.dropped
 
-        def run_posthog(lo: int, hi: int, out: list[int], pc: Callable[[], int] = pc) -> None:
-            capture = ph.capture
-            dropped = 0
+        def posthog_capture(lo: int, hi: int, out: list[int], pc: Callable[[], int] = pc) -> None:
+            lost = 0
             for i in range(lo, hi):
                 j = i % m
                 eid, uid = exposure_ids[j], users[j]
                 t0 = pc()
-                r = capture("accepted", distinct_id=uid,
-                            properties={"exposure_id": eid, "action": "accepted"})
+                r = capture(
+                    "accepted",
+                    distinct_id=uid,
+                    properties={"exposure_id": eid, "action": "accepted"},
+                )
                 t1 = pc()
                 out[i] = t1 - t0
                 if r is None:
-                    dropped += 1
-            ph_dropped[0] += dropped
+                    lost += 1
+            sent["posthog"] += hi - lo
+            dropped["posthog"] += lost
 
-        rows.append(measure("posthog capture()", run_posthog, between=ph_between, **kw))
-        ph.shutdown()
-
-        # -- Segment analytics-python: default async mode (queue of 10,000, one consumer thread)
-        sg = segment_analytics.Client("benchmark-write-key", host=sink.url)
-        sg_dropped = [0]
-
-        def run_segment(lo: int, hi: int, out: list[int], pc: Callable[[], int] = pc) -> None:
-            track = sg.track
-            dropped = 0
+        def segment_track(lo: int, hi: int, out: list[int], pc: Callable[[], int] = pc) -> None:
+            lost = 0
             for i in range(lo, hi):
                 j = i % m
                 eid, uid = exposure_ids[j], users[j]
                 t0 = pc()
-                ok, _ = track(user_id=uid, event="accepted",
-                              properties={"exposure_id": eid, "action": "accepted"})
+                ok, _ = track(
+                    user_id=uid,
+                    event="accepted",
+                    properties={"exposure_id": eid, "action": "accepted"},
+                )
                 t1 = pc()
                 out[i] = t1 - t0
                 if not ok:
-                    dropped += 1
-            sg_dropped[0] += dropped
+                    lost += 1
+            sent["segment"] += hi - lo
+            dropped["segment"] += lost
 
-        rows.append(measure("segment track()", run_segment, between=sg.flush, **kw))
-        sg.shutdown()
+        return [
+            Series("posthog capture()", "peer", posthog_capture, self.ph.flush),
+            Series("segment track()", "peer", segment_track, self.sg.flush),
+        ]
 
+    def check(self) -> dict[str, Any]:
+        self.ph.shutdown()
+        self.sg.shutdown()
         time.sleep(0.2)
-        got = sink.received()
-        sent = args.n + args.warmup
-        ph_recv = sum(v for k, v in got["events"].items() if "batch" in k and "/v1/" not in k)
-        sg_recv = got["events"].get("/v1/batch", 0)
-        info.update(
-            {
-                "posthog_version": getattr(posthog, "VERSION", "?"),
-                "segment_version": getattr(segment_analytics, "VERSION", "?"),
-                "posthog_sent": sent,
-                "posthog_dropped_by_capture": ph_dropped[0],
-                "posthog_received_by_sink": ph_recv,
-                "segment_sent": sent,
-                "segment_dropped_by_track": sg_dropped[0],
-                "segment_received_by_sink": sg_recv,
-                "sink_stats": got,
-            }
-        )
-    finally:
-        sink.close()
-    return rows, info
+        got = self.sink.received()
+        events = got["events"]
+        return {
+            "sink": self.sink.url,
+            "posthog_version": self.posthog_version,
+            "segment_version": self.segment_version,
+            "posthog_sent": self.sent["posthog"],
+            "posthog_dropped_by_capture": self.dropped["posthog"],
+            "posthog_received_by_sink": sum(v for k, v in events.items() if k != "/v1/batch"),
+            "segment_sent": self.sent["segment"],
+            "segment_dropped_by_track": self.dropped["segment"],
+            "segment_received_by_sink": events.get("/v1/batch", 0),
+            "sink_stats": got,
+        }
+
+    def close(self) -> None:
+        self.sink.close()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -638,20 +635,49 @@ print(json.dumps({"seconds": t1 - t0, "heavy": heavy}))
 """
 
 
-def bench_import(runs: int = 5) -> dict[str, Any]:
+def _import_runs(runs: int, env: dict[str, str]) -> tuple[list[float], set[str]]:
     times, heavy = [], set()
     for _ in range(runs):
         out = subprocess.run(
-            [sys.executable, "-c", _IMPORT_PROBE], capture_output=True, text=True, check=True
+            [sys.executable, "-c", _IMPORT_PROBE],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=env,
         ).stdout
         r = json.loads(out)
         times.append(r["seconds"] * 1000)
         heavy.update(r["heavy"])
-    return {
+    return times, heavy
+
+
+def bench_import(runs: int = 5) -> dict[str, Any]:
+    """``import signalkit`` in fresh interpreters: median of ``runs``.
+
+    Measured with a bytecode cache (as after a normal install, which compiles .pyc files),
+    kept under a temporary PYTHONPYCACHEPREFIX so that nothing is written into the project or
+    its virtualenv; one untimed run fills it first. When this environment sets
+    PYTHONDONTWRITEBYTECODE (every import then recompiles from source), that case is measured
+    too, as it is what a process here actually pays.
+    """
+    cache = tempfile.mkdtemp(prefix="signalkit-bench-pycache-")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = cache
+    _import_runs(1, env)  # fill the cache
+    times, heavy = _import_runs(runs, env)
+    result: dict[str, Any] = {
         "runs_ms": [round(t, 1) for t in times],
         "median_ms": statistics.median(times),
         "heavy_modules_after_import": sorted(heavy),
     }
+    if os.environ.get("PYTHONDONTWRITEBYTECODE"):
+        env2 = dict(os.environ)
+        env2.pop("PYTHONPYCACHEPREFIX", None)
+        times2, heavy2 = _import_runs(runs, env2)
+        result["no_bytecode_cache_runs_ms"] = [round(t, 1) for t in times2]
+        result["no_bytecode_cache_median_ms"] = statistics.median(times2)
+        result["heavy_modules_after_import"] = sorted(heavy | heavy2)
+    return result
 
 
 # ---------------------------------------------------------------------------------------------
@@ -676,7 +702,9 @@ def machine() -> dict[str, Any]:
     import pydantic
 
     return {
-        "nproc": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "nproc": len(os.sched_getaffinity(0))
+        if hasattr(os, "sched_getaffinity")
+        else os.cpu_count(),
         "cpu": cpu,
         "python": platform.python_version(),
         "implementation": platform.python_implementation(),
@@ -685,39 +713,92 @@ def machine() -> dict[str, Any]:
     }
 
 
+def _loadavg() -> str:
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return "?"
+
+
+def source_state() -> dict[str, Any]:
+    """Which signalkit was measured: commit, uncommitted changes under src/, content hash."""
+    import hashlib
+
+    import signalkit
+
+    root = os.path.dirname(os.path.abspath(signalkit.__file__))
+    digest = hashlib.sha256()
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            if name.endswith(".py"):
+                path = os.path.join(dirpath, name)
+                digest.update(os.path.relpath(path, root).encode())
+                with open(path, "rb") as f:
+                    digest.update(f.read())
+
+    def git(*cmd: str) -> str:
+        try:
+            return subprocess.run(
+                ["git", *cmd], capture_output=True, text=True, cwd=root, timeout=10
+            ).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    dirty = git("status", "--porcelain", "--", ".")
+    return {
+        "signalkit_path": root,
+        "signalkit_version": getattr(signalkit, "__version__", "?"),
+        "git_commit": git("rev-parse", "--short", "HEAD"),
+        "uncommitted_src_changes": [
+            line.split(maxsplit=1)[1] for line in dirty.splitlines() if line.strip()
+        ],
+        "src_sha256": digest.hexdigest()[:16],
+    }
+
+
 def report(results: dict[str, Any]) -> str:
     rows = results["rows"]
     by = {r["name"]: r for r in rows}
-    peers = [r for r in rows if r["name"] in ("posthog capture()", "segment track()")]
+    peers = [r for r in rows if r.get("group") == "peer"]
     faster = min(peers, key=lambda r: r["median_us"]) if peers else None
     floor = by.get("floor: pydantic model_validate(dict)")
 
     def ratio(v: float, ref: dict | None) -> str:
-        return f"{v / ref['median_us']:.2f}x" if ref and ref["median_us"] > 0 else "-"
+        return f"{v / ref['median_us']:.3g}x" if ref and ref["median_us"] > 0 else "-"
+
+    def best(r: dict) -> str:
+        rm = r.get("round_medians_us")
+        return f"{min(rm):.2f}" if rm else "-"
 
     lines = []
-    head = (f"| {'call':<44} | {'median µs':>9} | {'p99 µs':>8} | {'mean µs':>8} | "
-            f"{'CPU µs':>7} | {'vs faster peer':>14} | {'vs pydantic floor':>17} |")
+    head = (
+        f"| {'call':<44} | {'median µs':>9} | {'p99 µs':>8} | {'best round':>10} | "
+        f"{'CPU µs':>7} | {'vs faster peer':>14} | {'vs pydantic floor':>17} |"
+    )
     lines.append(head)
     lines.append("|" + "|".join("-" * (len(c)) for c in head.split("|")[1:-1]) + "|")
     for r in rows:
         lines.append(
             f"| {r['name']:<44} | {r['median_us']:9.2f} | {r['p99_us']:8.2f} | "
-            f"{r['mean_us']:8.2f} | {r['cpu_mean_us']:7.2f} | "
+            f"{best(r):>10} | {r['cpu_mean_us']:7.2f} | "
             f"{ratio(r['median_us'], faster):>14} | {ratio(r['median_us'], floor):>17} |"
         )
     lines.append("")
     lines.append(
         f"timer: perf_counter_ns around each call; empty-region overhead "
         f"{results['timer_overhead']['median_ns']:.0f} ns (median) subtracted from every sample; "
-        f"deque.append timed in chunks of 10. 'CPU µs' = this thread's CPU time per call "
-        f"(thread_time_ns per chunk, timer reads included)."
+        f"deque.append timed in chunks of 10. 'best round' = lowest of the per-round medians "
+        f"(the least disturbed stretch of a shared machine). 'CPU µs' = this thread's CPU time "
+        f"per call, mean (thread_time_ns per chunk, timer reads included): close to the wall "
+        f"time means the caller was working, not waiting on a lock or the GIL."
     )
     if faster:
         lines.append(f"faster peer: {faster['name']} ({faster['median_us']:.2f} µs median)")
 
     verdicts = []
-    sk_rows = [r for r in rows if r["name"].startswith("signalkit ")]
+    sk_rows = [r for r in rows if r.get("group") == "signalkit"]
     for r in sk_rows:
         parts = []
         ok = True
@@ -725,8 +806,7 @@ def report(results: dict[str, Any]) -> str:
             limit = faster["median_us"] * TARGET_PEER_FRACTION
             good = r["median_us"] <= limit
             ok &= good
-            parts.append(f"<= 1/6 of {faster['name']} ({limit:.2f} µs): "
-                         f"{'yes' if good else 'NO'}")
+            parts.append(f"<= 1/6 of {faster['name']} ({limit:.2f} µs): {'yes' if good else 'NO'}")
         if floor:
             limit = floor["median_us"] * TARGET_PYDANTIC_RATIO
             good = r["median_us"] <= limit
@@ -736,8 +816,14 @@ def report(results: dict[str, Any]) -> str:
     deco = by.get("recommendation decorator overhead")
     if deco:
         good = deco["median_us"] < TARGET_DECORATOR_US
-        verdicts.append((deco["name"], deco["median_us"], good,
-                         f"< {TARGET_DECORATOR_US:.0f} µs: {'yes' if good else 'NO'}"))
+        verdicts.append(
+            (
+                deco["name"],
+                deco["median_us"],
+                good,
+                f"< {TARGET_DECORATOR_US:.0f} µs: {'yes' if good else 'NO'}",
+            )
+        )
     lines.append("")
     lines.append("verdicts (on medians):")
     for name, med, ok, text in verdicts:
@@ -747,19 +833,32 @@ def report(results: dict[str, Any]) -> str:
     ]
 
     sk = results["signalkit_check"]
+    honest = (
+        sk["total_dropped"] == 0
+        and not sk["rejected"]
+        and sk["recorded"] == sk["expected_recorded"]
+    )
     lines.append("")
     lines.append(
         f"signalkit stats: recorded {sk['recorded']} (expected {sk['expected_recorded']}), "
         f"rejected {sk['rejected'] or 0}, dropped {sk['dropped'] or 0}"
-        f" -> {'OK' if sk['total_dropped'] == 0 and not sk['rejected'] and sk['recorded'] == sk['expected_recorded'] else 'NOT OK'}"
+        f" -> {'OK' if honest else 'NOT OK: cheaper no-op calls were timed'}"
     )
-    lines.append(f"opentelemetry.trace imported during the signalkit run: "
-                 f"{sk['opentelemetry.trace_imported_during_run']}")
+    lines.append(
+        f"opentelemetry.trace imported during the signalkit run: "
+        f"{sk['opentelemetry.trace_imported_during_run']}"
+    )
     fl = results["floor_check"]
-    lines.append(f"floor model has ActionEvent's fields: {fl['floor_model_fields_match_ActionEvent']}"
-                 + ("" if fl["floor_model_fields_match_ActionEvent"] else
-                    f" (only in ActionEvent: {fl['fields_only_in_ActionEvent']}, "
-                    f"only in floor: {fl['fields_only_in_floor_model']})"))
+    same = fl["floor_model_fields_match_ActionEvent"]
+    lines.append(
+        f"floor model has ActionEvent's fields: {same}"
+        + (
+            ""
+            if fl["floor_model_fields_match_ActionEvent"]
+            else f" (only in ActionEvent: {fl['fields_only_in_ActionEvent']}, "
+            f"only in floor: {fl['fields_only_in_floor_model']})"
+        )
+    )
     pi = results.get("peers_check", {})
     if "posthog_sent" in pi:
         lines.append(
@@ -774,16 +873,43 @@ def report(results: dict[str, Any]) -> str:
         lines.append(f"peers skipped: {pi['skipped']}")
     imp = results["import"]
     lines.append(
-        f"import signalkit (fresh interpreter, median of {len(imp['runs_ms'])}): "
-        f"{imp['median_ms']:.0f} ms {imp['runs_ms']}; opentelemetry/httpx loaded: "
+        f"import signalkit, fresh interpreter, bytecode cached (median of {len(imp['runs_ms'])}): "
+        f"{imp['median_ms']:.0f} ms {imp['runs_ms']}"
+    )
+    if "no_bytecode_cache_median_ms" in imp:
+        lines.append(
+            f"import signalkit with PYTHONDONTWRITEBYTECODE=1 as set here (no .pyc, median of "
+            f"{len(imp['no_bytecode_cache_runs_ms'])}): {imp['no_bytecode_cache_median_ms']:.0f} "
+            f"ms {imp['no_bytecode_cache_runs_ms']}"
+        )
+    lines.append(
+        f"opentelemetry/httpx in sys.modules after import signalkit: "
         f"{imp['heavy_modules_after_import'] or 'none'}"
     )
-    mach = results["machine"]
+    src = results["source"]
     lines.append(
-        f"machine: {mach['nproc']} CPUs ({mach['cpu']}), Python {mach['python']}, "
-        f"pydantic {mach['pydantic']}; n={results['params']['n']} timed calls per series "
-        f"(deque: {results['params']['n']} samples of 10), warm-up {results['params']['warmup']}, "
-        f"flush every {results['params']['chunk']}"
+        f"signalkit measured: {src['signalkit_version']} at commit {src['git_commit'] or '?'}"
+        + (
+            f" + uncommitted changes in {', '.join(src['uncommitted_src_changes'])}"
+            if src["uncommitted_src_changes"]
+            else ""
+        )
+        + f" (sources sha256 {src['src_sha256']})"
+        + (
+            "; note: files under src/ changed on disk during the run (the numbers are for "
+            "the code loaded at the start, hashed above)"
+            if results.get("source_changed_during_run")
+            else ""
+        )
+    )
+    mach, par = results["machine"], results["params"]
+    lines.append(
+        f"machine: {mach['nproc']} CPUs ({mach['cpu']}), {mach['implementation']} "
+        f"{mach['python']}, pydantic {mach['pydantic']}; {par['n']} timed calls per series "
+        f"(deque: {par['n']} samples of 10 calls) in {par['rounds']} interleaved rounds, "
+        f"warm-up {par['warmup']}, queues flushed every {par['chunk']} calls; load average "
+        f"before/after: {results['loadavg_before_after'][0]} / "
+        f"{results['loadavg_before_after'][1]}"
     )
     return "\n".join(lines)
 
@@ -794,42 +920,107 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["--_sink"]:
         _sink_main()
         return 0
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     p.add_argument("--n", type=int, default=100_000, help="timed calls per series (100000)")
     p.add_argument("--warmup", type=int, default=2_000, help="untimed calls first (2000)")
-    p.add_argument("--chunk", type=int, default=2_000,
-                   help="calls between two flushes, outside the timed region (2000)")
+    p.add_argument(
+        "--chunk",
+        type=int,
+        default=2_000,
+        help="calls between two flushes, outside the timed region (2000)",
+    )
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=0,
+        help="interleaved rounds the timed calls are split into (default: n / chunk, so that "
+        "each round runs one chunk of every series)",
+    )
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     p.add_argument("--skip-peers", action="store_true", help="do not run PostHog and Segment")
     args = p.parse_args(argv)
-    if args.n < 1 or args.warmup < 0 or args.chunk < 1:
-        p.error("--n and --chunk must be >= 1, --warmup >= 0")
+    if args.rounds == 0:
+        args.rounds = -(-args.n // args.chunk) if args.chunk > 0 else 1
+    if args.n < 1 or args.warmup < 0 or args.chunk < 1 or not 1 <= args.rounds <= args.n:
+        p.error("--n and --chunk must be >= 1, --warmup >= 0, 1 <= --rounds <= --n")
 
-    # Exporters of the default client never run here, but keep any stray file out of the repo.
+    # No default client is made here, but keep any stray .signalkit/ out of the working tree.
     os.environ.setdefault("SIGNALKIT_DIR", tempfile.mkdtemp(prefix="signalkit-bench-"))
     t_start = time.monotonic()
-    print("import signalkit (fresh interpreters)...", file=sys.stderr, flush=True)
+    print("import signalkit in fresh interpreters...", file=sys.stderr, flush=True)
     imp = bench_import()
-    overhead = timer_overhead(max(args.n, 10_000))
-    print(f"timer overhead: {overhead['median_ns']:.0f} ns median", file=sys.stderr, flush=True)
 
-    print("signalkit:", file=sys.stderr, flush=True)
-    sk_rows, sk_check = bench_signalkit(args, overhead["median_ns"])
-    print("floors:", file=sys.stderr, flush=True)
-    fl_rows, fl_check = bench_floors(args, overhead["median_ns"])
-    peer_rows: list[dict] = []
+    src_before = source_state()
+    load_before = _loadavg()
+    print("setting up...", file=sys.stderr, flush=True)
+    sk = SignalkitBench(args.n, args.warmup)
+    series = sk.series(args.n, args.warmup)
+    floors, floor_check = floor_series()
+    series += floors
+    peers: PeersBench | None = None
     peer_check: dict[str, Any] = {"skipped": "--skip-peers"}
     if not args.skip_peers:
-        print("peers:", file=sys.stderr, flush=True)
-        peer_rows, peer_check = bench_peers(args, overhead["median_ns"])
+        try:
+            peers = PeersBench()
+        except ImportError as exc:
+            peer_check = {
+                "skipped": f"{exc} (run with --with posthog --with segment-analytics-python)"
+            }
+            print(f"peers skipped: {exc}", file=sys.stderr)
+    try:
+        if peers is not None:
+            series += peers.series()
+        spin(1.0)
+        overhead = timer_overhead(max(args.n, 10_000))
+        print(
+            f"timer overhead: {overhead['median_ns']:.0f} ns median; "
+            f"{len(series)} series x {args.n} calls in {args.rounds} rounds...",
+            file=sys.stderr,
+            flush=True,
+        )
+        run_interleaved(
+            series,
+            n=args.n,
+            warmup=args.warmup,
+            chunk=args.chunk,
+            rounds=args.rounds,
+            overhead_ns=overhead["median_ns"],
+        )
+        rows = [summarise(s, overhead["median_ns"]) for s in series]
+        deco = {r["name"]: r for r in rows}
+        bare, wrapped = deco["bare function call"], deco["@client.recommendation(...) call"]
+        rows.insert(
+            rows.index(wrapped) + 1,
+            {
+                "name": "recommendation decorator overhead",
+                "group": "decorator",
+                "calls": wrapped["calls"],
+                "median_us": wrapped["median_us"] - bare["median_us"],
+                "p99_us": wrapped["p99_us"] - bare["p99_us"],
+                "mean_us": wrapped["mean_us"] - bare["mean_us"],
+                "cpu_mean_us": wrapped["cpu_mean_us"] - bare["cpu_mean_us"],
+                "note": "decorated minus bare call (medians; p99 is the difference of p99s)",
+            },
+        )
+        sk_check = sk.check()
+        if peers is not None:
+            peer_check = peers.check()
+    finally:
+        if peers is not None:
+            peers.close()
 
     results: dict[str, Any] = {
-        "params": {"n": args.n, "warmup": args.warmup, "chunk": args.chunk},
+        "command": "uv run --with posthog --with segment-analytics-python python "
+        "benchmarks/hot_path.py " + " ".join(argv),
+        "params": {"n": args.n, "warmup": args.warmup, "chunk": args.chunk, "rounds": args.rounds},
         "machine": machine(),
+        "source": src_before,
+        "loadavg_before_after": [load_before, _loadavg()],
+        "source_changed_during_run": source_state()["src_sha256"] != src_before["src_sha256"],
         "timer_overhead": overhead,
-        "rows": sk_rows + fl_rows + peer_rows,
+        "rows": rows,
         "signalkit_check": sk_check,
-        "floor_check": fl_check,
+        "floor_check": floor_check,
         "peers_check": peer_check,
         "import": imp,
     }

@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -77,6 +78,7 @@ _ATTR_MAX_KEYS = 64
 _ATTR_VALUE_MAX = 1024
 _EVENT_OVERHEAD_BYTES = 600  # JSON of an event with empty strings, measured in the tests
 _RECENT_MAX = 16_384
+_HEX = "0123456789abcdef"
 
 
 @dataclass(slots=True)
@@ -91,6 +93,19 @@ class _Ref:
     span_id: str | None
 
 
+def _ref_of(exp: Exposure) -> _Ref:
+    return _Ref(exp.id, exp.shown_at_ms, exp.model, exp.subject, exp.trace_id, exp.span_id)
+
+
+def _check_utf8(field: str, value: str) -> None:
+    """Reject text that cannot be encoded (lone surrogates): it would poison a whole batch."""
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidEvent(field, f"is not valid Unicode text ({exc.reason})") from None
+
+
 def _check_name(field: str, value: object, required: bool = True) -> str | None:
     if value is None and not required:
         return None
@@ -98,6 +113,7 @@ def _check_name(field: str, value: object, required: bool = True) -> str | None:
         raise InvalidEvent(field, f"must be a str, got {type(value).__name__}")
     if not value or len(value) > _NAME_MAX:
         raise InvalidEvent(field, f"must be 1 to {_NAME_MAX} characters, got {len(value)}")
+    _check_utf8(field, value)
     return value
 
 
@@ -106,7 +122,10 @@ def _check_number(field: str, value: object, *, minimum: float | None = None) ->
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidEvent(field, f"must be a number, got {type(value).__name__}")
-    v = float(value)
+    try:
+        v = float(value)
+    except OverflowError:
+        raise InvalidEvent(field, "is too large for a float") from None
     if not math.isfinite(v):
         raise InvalidEvent(field, f"must be finite, got {v}")
     if minimum is not None and v < minimum:
@@ -128,11 +147,13 @@ def _check_attributes(attributes: object) -> tuple[dict[str, Any], int]:
             raise InvalidEvent(
                 "attributes", f"keys must be str of 1-{_NAME_MAX} chars: {key!r:.60}"
             )
+        _check_utf8("attributes", key)
         if isinstance(value, str):
             if len(value) > _ATTR_VALUE_MAX:
                 raise InvalidEvent(
                     f"attributes.{key}", f"at most {_ATTR_VALUE_MAX} characters, got {len(value)}"
                 )
+            _check_utf8(f"attributes.{key}", value)
             size += len(value)
         elif isinstance(value, bool | int):
             if not isinstance(value, bool) and not -(2**63) <= value < 2**63:
@@ -149,8 +170,15 @@ def _check_attributes(attributes: object) -> tuple[dict[str, Any], int]:
     return dict(attributes), size
 
 
-def _looks_like_id(value: str) -> bool:
-    return len(value) == 36 and value[8] == "-" and value[13] == "-" and value[23] == "-"
+def _as_id(value: str) -> str | None:
+    """The canonical (lower-case) form of a UUID string, or None if it is not one."""
+    if len(value) != 36 or value[8] != "-" or value[13] != "-" or value[23] != "-":
+        return None
+    lowered = value.lower()
+    digits = lowered.replace("-", "")
+    if len(digits) != 32 or digits.strip(_HEX) or lowered[18] != "-":
+        return None
+    return lowered
 
 
 class Client:
@@ -231,8 +259,9 @@ class Client:
             on_full=on_queue_full,
             exit_timeout_s=exit_timeout_s,
         )
-        self._recent: dict[str, _Ref] = {}
-        self._expanded: dict[tuple[str, str | None], int] = {}
+        self._models: dict[tuple[str | None, str | None, str | None], ModelRef] = {}
+        self._recent: OrderedDict[str, _Ref | Exposure] = OrderedDict()
+        self._expanded: OrderedDict[tuple[str, str | None], int] = OrderedDict()
         self._new_producer()
         _live.add(self)
         if self._signer.ephemeral:
@@ -325,15 +354,19 @@ class Client:
             valid = False
         return Exposure(self, surface, ref, subject, attributes, at_ms=at_ms, valid=valid)
 
-    @staticmethod
-    def _model_ref(name: object, version: object, variant: object) -> ModelRef:
-        if name is None and version is None and variant is None:
-            return _EMPTY_MODEL
-        return ModelRef.model_construct(
-            name=_check_name("model", name, required=False),
-            version=_check_name("model_version", version, required=False),
-            variant=_check_name("model_variant", variant, required=False),
-        )
+    def _model_ref(self, name: object, version: object, variant: object) -> ModelRef:
+        key = (name, version, variant)
+        ref = self._models.get(key)  # type: ignore[arg-type]
+        if ref is None:
+            values = {
+                "name": _check_name("model", name, required=False),
+                "version": _check_name("model_version", version, required=False),
+                "variant": _check_name("model_variant", variant, required=False),
+            }
+            ref = _construct(ModelRef, values)
+            if len(self._models) < 1024:  # model references are few; don't grow on a bug
+                self._models[key] = ref  # type: ignore[index]
+        return ref
 
     # -- public: signals -----------------------------------------------------------------
 
@@ -569,8 +602,8 @@ class Client:
         # seq and counters, so a sink never confuses the two streams.
         self._counters.reset()
         self._new_producer()
-        self._recent = {}
-        self._expanded = {}
+        self._recent = OrderedDict()
+        self._expanded = OrderedDict()
 
     def _check_text(self, field: str, value: object, *, allow_empty: bool) -> None:
         if not isinstance(value, str):
@@ -583,13 +616,19 @@ class Client:
             )
         if not allow_empty and not value:
             raise InvalidEvent(field, "must not be empty")
+        _check_utf8(field, value)
 
     def _ts_ms(self, at: object) -> int:
         if not isinstance(at, datetime):
             raise InvalidEvent("at", f"must be a datetime, got {type(at).__name__}")
         if at.tzinfo is None or at.utcoffset() is None:
             raise InvalidEvent("at", "must be timezone-aware, e.g. datetime.now(timezone.utc)")
-        return int(at.timestamp() * 1000)
+        ms = int(at.timestamp() * 1000)
+        if ms < 0:
+            raise InvalidEvent(
+                "at", f"must be after 1970-01-01 (UUIDv7 time), got {at.isoformat()}"
+            )
+        return ms
 
     def _subject(
         self,
@@ -612,18 +651,11 @@ class Client:
 
     def _resolve(self, target: object, ts_ms: int) -> _Ref:
         if isinstance(target, Exposure):
-            return _Ref(
-                target.id,
-                target.shown_at_ms,
-                target.model,
-                target.subject,
-                target.trace_id,
-                target.span_id,
-            )
+            return _ref_of(target)
         if isinstance(target, str):
             if target.startswith(PREFIX):
                 claims = self._signer.verify(target, ts_ms)
-                known = self._recent.get(claims.exposure_id)
+                known = self._known(claims.exposure_id)
                 return _Ref(
                     claims.exposure_id,
                     claims.shown_at_ms,
@@ -632,16 +664,22 @@ class Client:
                     known.trace_id if known else None,
                     known.span_id if known else None,
                 )
-            if _looks_like_id(target):
-                known = self._recent.get(target)
+            exposure_id = _as_id(target)
+            if exposure_id is not None:
+                known = self._known(exposure_id)
                 if known is not None:
                     return known
-                return _Ref(target.lower(), None, _EMPTY_MODEL, None, None, None)
+                return _Ref(exposure_id, None, _EMPTY_MODEL, None, None, None)
         raise InvalidEvent(
             "exposure",
             f"expected an Exposure, a token ({PREFIX}...) or an exposure id, got "
             f"{type(target).__name__}",
         )
+
+    def _known(self, exposure_id: str) -> _Ref | None:
+        """What this process remembers of a recent exposure."""
+        known = self._recent.get(exposure_id)
+        return _ref_of(known) if isinstance(known, Exposure) else known
 
     def _common(
         self, target: object, at: object, attributes: object, user_id: object
@@ -721,11 +759,7 @@ class Client:
                 "latency_ms": exp._latency_ms,
             }
             event = _construct(ExposureEvent, v)
-            self._remember(
-                self._recent,
-                exp.id,
-                _Ref(exp.id, shown, exp.model, exp.subject, exp.trace_id, exp.span_id),
-            )
+            self._remember(self._recent, exp.id, exp)
             size += _EVENT_OVERHEAD_BYTES + 64 * len(items)
             return self._emit(event, size, self._exposure_score)
         except (InvalidEvent, InvalidToken) as exc:
@@ -765,11 +799,11 @@ class Client:
         return tuple(out)
 
     @staticmethod
-    def _remember(store: dict[Any, Any], key: Any, value: Any) -> None:
+    def _remember(store: OrderedDict[Any, Any], key: Any, value: Any) -> None:
         store[key] = value
         if len(store) > _RECENT_MAX:
-            with contextlib.suppress(StopIteration, RuntimeError, KeyError):  # raced a thread
-                del store[next(iter(store))]
+            with contextlib.suppress(KeyError):  # another thread evicted it first
+                store.popitem(last=False)
 
     def _emit(self, event: E, size: int, default_score: Callable[[], Score]) -> E | None:
         s: Score | None = None
@@ -785,6 +819,13 @@ class Client:
                 self._counters.warn(
                     "scorer", "signalkit: custom scorer failed (%r); used the default policy", exc
                 )
+        if size > self._pipeline.max_queue_bytes:
+            raise InvalidEvent(
+                "event",
+                f"about {size} bytes, more than the whole queue budget "
+                f"(max_queue_bytes={self._pipeline.max_queue_bytes})",
+                reason="too_large",
+            )
         event.__dict__["score"] = s or default_score()  # not yet published: still ours to set
         for processor in self.processors:
             try:
@@ -792,7 +833,9 @@ class Client:
             except Exception as exc:
                 if self.strict:
                     raise
-                self._counters.drop("processor_error", 1, f"{processor!r} raised {exc!r}")
+                self._counters.reject(
+                    "processor_error", "processors", f"processor {processor!r} raised {exc!r}"
+                )
                 return None
             if result is None:
                 self._counters.add("filtered")

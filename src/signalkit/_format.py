@@ -61,7 +61,7 @@ def _detail(e: dict[str, Any]) -> str:
 
 
 def format_event(e: dict[str, Any]) -> str:
-    """``11-24 12:00:01.234 action     accepted after 2.1s   s=0.66 p=+1.00  exp 0192…  user u1``."""
+    """One line: ``11-24 12:00:01.234 action  accepted after 2.1s  s=0.66 p=+1.00  exp …``."""
     ts = str(e.get("ts", ""))
     clock = f"{ts[5:10]} {ts[11:23]}" if len(ts) >= 23 else ts
     score = e.get("score") or {}

@@ -132,7 +132,7 @@ class Exposure:
 
 
 def recommendation_decorator(
-    get_client: Callable[[], Client],
+    get_client: Callable[[], Client | None],
     surface: str,
     model: str | None,
     model_version: str | None,
@@ -147,8 +147,11 @@ def recommendation_decorator(
     ``signalkit.configure()`` made after the function was decorated.
     """
 
-    def open_exposure() -> Exposure:
-        return get_client().exposure(
+    def open_exposure() -> Exposure | None:
+        client = get_client()
+        if client is None:  # the default client could not start (already logged)
+            return None
+        return client.exposure(
             surface,
             model=model,
             model_version=model_version,
@@ -175,6 +178,8 @@ def recommendation_decorator(
             @functools.wraps(fn)
             async def awrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
                 exp = open_exposure()
+                if exp is None:
+                    return await afn(*args, **kwargs)
                 _exposure.set(exp)
                 result = await afn(*args, **kwargs)
                 finish(exp, result)
@@ -185,6 +190,8 @@ def recommendation_decorator(
         @functools.wraps(fn)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
             exp = open_exposure()
+            if exp is None:
+                return fn(*args, **kwargs)
             _exposure.set(exp)
             result = fn(*args, **kwargs)
             finish(exp, result)

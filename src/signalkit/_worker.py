@@ -151,7 +151,7 @@ class Pipeline:
         """
         deadline = None if timeout is None else time.monotonic() + max(timeout, 0.0)
         with self._lock:
-            if self._closed and self._thread is None:
+            if self._closed and self._thread is None and not self._queue:
                 return True
             self._closed = True
             self._flush_target = self._submitted
@@ -161,11 +161,15 @@ class Pipeline:
             thread.join(None if deadline is None else max(deadline - time.monotonic(), 0.0))
         with self._lock:
             clean = thread is None or not thread.is_alive()
-            left = len(self._queue) if clean else self._submitted - self._completed
+            # What is still queued will never be exported. A batch an exporter is still
+            # working on stays pending: the worker counts it when the exporter returns.
+            left = len(self._queue)
             self._queue.clear()
-            self._completed = self._submitted
+            self._bytes = 0
+            self._completed += left
             self._done.notify_all()
-            self._thread = None
+            if clean:
+                self._thread = None
         if left:
             self._counters.drop("shutdown", left, "not delivered before shutdown's timeout")
         if clean:

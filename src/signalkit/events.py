@@ -258,20 +258,22 @@ def dumps(event: _EventBase) -> bytes:
     return event.__pydantic_serializer__.to_json(event)
 
 
-def _construct(cls: type[_EventBase], values: dict[str, Any]) -> Any:
-    """Build an event from values the client has already checked, skipping re-validation.
+def _construct(cls: type[BaseModel], values: dict[str, Any]) -> Any:
+    """Build a model from values signalkit has already checked, skipping re-validation.
 
-    The caller's thread pays only for its own cheap checks; ``tests/test_events.py`` proves
-    that every event built this way equals the same event validated by pydantic.
+    ``values`` must hold every field. The caller's thread pays only for its own cheap checks;
+    ``tests/test_events.py`` proves that every event built this way equals the same event
+    validated by pydantic.
     """
+    fields_set = _FIELDS_SET.get(cls)
+    if fields_set is None:
+        fields_set = _FIELDS_SET[cls] = set(cls.model_fields)
     obj = cls.__new__(cls)
     object.__setattr__(obj, "__dict__", values)
-    object.__setattr__(obj, "__pydantic_fields_set__", _FIELDS_SET[cls])
+    object.__setattr__(obj, "__pydantic_fields_set__", fields_set)
     object.__setattr__(obj, "__pydantic_extra__", None)
     object.__setattr__(obj, "__pydantic_private__", None)
     return obj
 
 
-_FIELDS_SET: dict[type[_EventBase], set[str]] = {
-    cls: set(cls.model_fields) for cls in EVENT_CLASSES.values()
-}
+_FIELDS_SET: dict[type[BaseModel], set[str]] = {}

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ._errors import ConfigError
 from .events import (
@@ -25,6 +25,7 @@ from .events import (
     Reason,
     Score,
     ToggleEvent,
+    _construct,
 )
 
 __all__ = [
@@ -109,9 +110,9 @@ class ScoringPolicy(BaseModel):
     edit_bands: tuple[EditBand, ...] = (
         EditBand(min_similarity=1.0, strength=0.3, polarity=0.6, label="unchanged: used as is"),
         EditBand(min_similarity=0.97, strength=0.45, polarity=-0.2, label="trivial edit"),
-        EditBand(min_similarity=0.85, strength=0.8, polarity=-0.5, label="light edit"),
-        EditBand(min_similarity=0.5, strength=0.88, polarity=-0.8, label="substantial edit"),
-        EditBand(min_similarity=0.0, strength=0.95, polarity=-1.0, label="rewrite"),
+        EditBand(min_similarity=0.85, strength=0.75, polarity=-0.5, label="light edit"),
+        EditBand(min_similarity=0.5, strength=0.85, polarity=-0.8, label="substantial edit"),
+        EditBand(min_similarity=0.0, strength=0.9, polarity=-1.0, label="rewrite"),
     )
 
     expand: ActionRule = ActionRule(strength=0.25, polarity=0.5, note="opened to read more")
@@ -126,7 +127,7 @@ class ScoringPolicy(BaseModel):
         strength=0.2, polarity=-0.2, note="collapsed, dwell unknown"
     )
 
-    outcome_strength: Unit = 0.9
+    outcome_strength: Unit = 1.0
     outcome_success_polarity: Signed = 1.0
     outcome_failure_polarity: Signed = -1.0
     outcome_unknown_polarity: Signed = 0.8
@@ -138,10 +139,6 @@ class ScoringPolicy(BaseModel):
     neutral_rating_factor: Unit = 0.5
     choice: ActionRule = ActionRule(strength=0.8, polarity=1.0, note="chose it among options")
     comment_only: ActionRule = ActionRule(strength=0.3, polarity=0.0, note="comment, no rating")
-
-    # Scores depend only on a few discrete inputs for most kinds; caching them per policy keeps
-    # the caller's thread cheap, and the cache dies with the policy.
-    _scores: dict[tuple[Any, ...], Score] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
     def _check_bands(self) -> Self:
@@ -180,7 +177,14 @@ class ScoringPolicy(BaseModel):
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ScoringPolicy:
-        """Validate a policy from plain data; raises :class:`signalkit.ConfigError`."""
+        """Validate a policy from plain data; raises :class:`signalkit.ConfigError`.
+
+        Keys left out keep their defaults; ``actions`` is merged verb by verb (so overriding
+        ``accepted`` keeps ``rejected``), while a band list replaces the whole default list.
+        """
+        if isinstance(data.get("actions"), dict):
+            defaults = {k: v.model_dump() for k, v in cls().actions.items()}
+            data = {**data, "actions": {**defaults, **data["actions"]}}
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
@@ -202,33 +206,57 @@ def _clamp(x: float, lo: float = 0.0, hi: float = 1.0) -> float:
 
 
 def _r(factor: str, effect: float, note: str) -> Reason:
-    return Reason.model_construct(factor=factor, effect=round(effect, 4), note=note)
+    r: Reason = _construct(Reason, {"factor": factor, "effect": round(effect, 4), "note": note})
+    return r
 
 
 def _s(strength: float, polarity: float, reasons: tuple[Reason, ...], p: ScoringPolicy) -> Score:
-    return Score.model_construct(
-        strength=round(_clamp(strength), 4),
-        polarity=round(_clamp(polarity, -1.0, 1.0), 4),
-        reasons=reasons,
-        policy=p.ref,
-    )
+    values = {
+        "strength": round(_clamp(strength), 4),
+        "polarity": round(_clamp(polarity, -1.0, 1.0), 4),
+        "reasons": reasons,
+        "policy": p.ref,
+    }
+    s: Score = _construct(Score, values)
+    return s
 
 
-def _latency(ms: float | None, p: ScoringPolicy) -> tuple[int, float, Reason]:
+def _band(ms: float | None, p: ScoringPolicy) -> int:
+    """Index of the latency band of ``ms`` (-1 when unknown)."""
     if ms is None:
-        f = p.unknown_latency_factor
-        return -1, f, _r("time_to_action", f, "time-to-action unknown")
+        return -1
     for i, band in enumerate(p.latency_bands):
         if band.below_ms is None or ms < band.below_ms:
-            return i, band.factor, _r("time_to_action", band.factor, band.label)
+            return i
     raise AssertionError("validated policy has an open last band")  # pragma: no cover
 
 
+def _latency(index: int, p: ScoringPolicy) -> tuple[float, Reason]:
+    if index < 0:
+        f = p.unknown_latency_factor
+        return f, _r("time_to_action", f, "time-to-action unknown")
+    band = p.latency_bands[index]
+    return band.factor, _r("time_to_action", band.factor, band.label)
+
+
+# Scores depend only on a few discrete inputs for most kinds; caching them per policy keeps
+# the caller's thread cheap. Keyed by id() with the policy kept alongside (policies are few,
+# and an id reused by a new policy is detected by the identity check).
 _CACHE_MAX = 4096
+_caches: dict[int, tuple[ScoringPolicy, dict[tuple[Any, ...], Score]]] = {}
+
+
+def _cache_of(p: ScoringPolicy) -> dict[tuple[Any, ...], Score]:
+    entry = _caches.get(id(p))
+    if entry is None or entry[0] is not p:
+        if len(_caches) >= 64:
+            _caches.clear()
+        entry = _caches[id(p)] = (p, {})
+    return entry[1]
 
 
 def _cached(p: ScoringPolicy, key: tuple[Any, ...], make: Callable[[], Score]) -> Score:
-    cache = p._scores
+    cache = _cache_of(p)
     found = cache.get(key)
     if found is None:
         if len(cache) >= _CACHE_MAX:
@@ -239,18 +267,15 @@ def _cached(p: ScoringPolicy, key: tuple[Any, ...], make: Callable[[], Score]) -
 
 def score_action(action: str, time_to_action_ms: float | None, p: ScoringPolicy) -> Score:
     """Score of an action: the action's base, times its time-to-action band."""
-    band = -1
-    if time_to_action_ms is not None:
-        band = _latency(time_to_action_ms, p)[0]
+    band = _band(time_to_action_ms, p)
+    found = _cache_of(p).get(("action", action, band))
+    if found is not None:  # the common case, kept short: this runs on the caller's thread
+        return found
 
     def make() -> Score:
-        rule = p.actions.get(action)
-        base = _r("base", rule.strength, f"{action}: {rule.note}") if rule else None
-        if rule is None:
-            rule = p.unknown_action
-            base = _r("base", rule.strength, f"{action}: {rule.note}")
-        assert base is not None
-        _, factor, lat = _latency(time_to_action_ms, p)
+        rule = p.actions.get(action) or p.unknown_action
+        base = _r("base", rule.strength, f"{action}: {rule.note}")
+        factor, lat = _latency(band, p)
         return _s(rule.strength * factor, rule.polarity, (base, lat), p)
 
     return _cached(p, ("action", action, band), make)
@@ -291,21 +316,28 @@ def score_toggle(state: str, dwell_ms: float | None, p: ScoringPolicy) -> Score:
 
 def score_outcome(success: bool | None, delay_ms: float | None, p: ScoringPolicy) -> Score:
     """Score of an outcome: strongest base, attribution halving every ``outcome_half_life_ms``."""
-    if success is True:
-        polarity, why = p.outcome_success_polarity, "succeeded"
-    elif success is False:
-        polarity, why = p.outcome_failure_polarity, "failed"
-    else:
-        polarity, why = p.outcome_unknown_polarity, "happened (success not stated)"
-    base = _r("base", p.outcome_strength, f"outcome {why}")
     if delay_ms is None:
-        factor = p.unknown_delay_factor
-        decay = _r("attribution", factor, "delay unknown")
-    else:
-        factor = max(p.outcome_min_factor, 0.5 ** (max(delay_ms, 0.0) / p.outcome_half_life_ms))
-        hours = delay_ms / 3_600_000
-        decay = _r("attribution", factor, f"{hours:.3g} h after exposure")
-    return _s(p.outcome_strength * factor, polarity, (base, decay), p)
+        factor = -1.0
+    else:  # rounded like every score number, which also makes the score cacheable
+        decay = 0.5 ** (max(delay_ms, 0.0) / p.outcome_half_life_ms)
+        factor = round(max(p.outcome_min_factor, decay), 4)
+
+    def make() -> Score:
+        if success is True:
+            polarity, why = p.outcome_success_polarity, "succeeded"
+        elif success is False:
+            polarity, why = p.outcome_failure_polarity, "failed"
+        else:
+            polarity, why = p.outcome_unknown_polarity, "happened (success not stated)"
+        base = _r("base", p.outcome_strength, f"outcome {why}")
+        if factor < 0:
+            f, note = p.unknown_delay_factor, "delay unknown"
+        else:
+            hours = p.outcome_half_life_ms / 3_600_000
+            f, note = factor, f"attribution halves every {hours:g} h after the exposure"
+        return _s(p.outcome_strength * f, polarity, (base, _r("attribution", f, note)), p)
+
+    return _cached(p, ("outcome", success, factor), make)
 
 
 def score_feedback(

@@ -157,6 +157,8 @@ class TokenSigner:
             raw = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
         except (binascii.Error, ValueError):
             raise InvalidToken("malformed", "not base64url") from None
+        if base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii") != payload:
+            raise InvalidToken("malformed", "not canonical base64url")  # one spelling per token
         if len(raw) < _HEAD.size + 3 + _TAG_LEN:
             raise InvalidToken("malformed", "too short")
         body, tag = raw[:-_TAG_LEN], raw[-_TAG_LEN:]
