@@ -68,12 +68,6 @@ def test_every_signal_method_accepts_a_handle_a_token_or_a_bare_id(
     assert event.score is not None
 
 
-@pytest.mark.xfail(
-    reason="BUG: a bare exposure id is matched case-sensitively against the exposures this "
-    "process recorded (though unknown ids are lower-cased), so client.action(exp.id.upper()) "
-    "loses time_to_action_ms (None instead of the same value as exp.id)",
-    strict=True,
-)
 def test_a_bare_id_is_case_insensitive(client: sk.Client, exposure: sk.Exposure) -> None:
     lower = client.action(exposure.id, "accepted", at=after(exposure, 1_500))
     upper = client.action(exposure.id.upper(), "accepted", at=after(exposure, 1_500))
@@ -99,12 +93,6 @@ def test_a_signal_method_rejects_a_target_that_is_no_exposure(client: sk.Client)
     assert client.stats.rejected_fields == {"exposure": 5}
 
 
-@pytest.mark.xfail(
-    reason="BUG: any 36-char string with dashes at positions 8/13/18/23 is accepted as a bare "
-    "exposure id, e.g. 'zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz' is recorded as exposure_id "
-    "instead of being rejected naming `exposure`",
-    strict=True,
-)
 def test_a_bare_id_that_is_not_a_uuid_is_rejected(strict_client: sk.Client) -> None:
     with pytest.raises(sk.InvalidEvent) as info:
         strict_client.action("zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz", "accepted")
@@ -272,12 +260,6 @@ def test_exposure_at_backfills_a_historical_exposure(client: sk.Client) -> None:
     assert action.time_to_action_ms == 8_000
 
 
-@pytest.mark.xfail(
-    reason="BUG: client.exposure('s', at=datetime(1960, 1, 1, tzinfo=UTC)) gets a malformed id "
-    "('-0497c5e-...'), and then reading exp.token raises ValueError('badly formed hexadecimal "
-    "UUID string') into the caller in non-strict mode",
-    strict=True,
-)
 def test_a_pre_1970_backfilled_exposure_never_raises_from_its_token(client: sk.Client) -> None:
     with client.exposure("s", at=datetime(1960, 1, 1, tzinfo=UTC)) as exp:
         pass
@@ -879,12 +861,6 @@ def test_non_strict_rejections_are_counted_by_reason(client: sk.Client) -> None:
     assert stats.recorded == 1
 
 
-@pytest.mark.xfail(
-    reason="BUG: a number too large for a float (rating=10**400, value=10**400, dwell_ms=10**400,"
-    " scale=(0, 10**400)) raises OverflowError in strict mode instead of InvalidEvent naming the"
-    " field (non-strict counts it as internal_error under the method's name, not the field)",
-    strict=True,
-)
 @pytest.mark.parametrize(
     ("call", "field"),
     [
@@ -1141,17 +1117,13 @@ def test_shutdown_returns_within_its_timeout_and_counts_what_it_left(
     started = time.monotonic()
     assert client.shutdown(timeout=0.2) is False
     assert time.monotonic() - started < 0.2 + 0.1
-    assert client.stats.dropped == {"shutdown": 3}
+    # the two queued actions will never be exported; the exposure the hung exporter holds is
+    # still pending, and is counted when the exporter returns
+    assert client.stats.dropped == {"shutdown": 2}
+    assert client.stats.pending == 1
     blocking_exporter.release.set()
 
 
-@pytest.mark.xfail(
-    reason="BUG: after shutdown(timeout) gives up on a hung exporter it counts the in-flight "
-    "batch as dropped('shutdown'); when the exporter then returns, the same events are counted "
-    "delivered too and stats.pending goes negative (-1): recorded != delivered + dropped + pending"
-    " with non-negative terms",
-    strict=True,
-)
 def test_an_event_counted_as_dropped_at_shutdown_is_never_also_counted_delivered(
     blocking_exporter: Any,
 ) -> None:
@@ -1171,12 +1143,6 @@ def test_an_event_counted_as_dropped_at_shutdown_is_never_also_counted_delivered
     assert delivered + stats.total_dropped + stats.pending == stats.recorded
 
 
-@pytest.mark.xfail(
-    reason="BUG: an event bigger than the whole max_queue_bytes budget (a 6,000-char correction"
-    " with max_queue_bytes=2000) is returned as accepted and then dropped as `queue_full` even "
-    "though the queue is empty; it can never fit, so it should be rejected as `too_large`",
-    strict=True,
-)
 def test_an_event_larger_than_the_queue_byte_budget_is_too_large(
     memory: sk.MemoryExporter,
 ) -> None:
@@ -1348,12 +1314,6 @@ def test_stats_account_for_every_accepted_event(
     assert stats.total_rejected == 1
 
 
-@pytest.mark.xfail(
-    reason="BUG: a lone surrogate in any text (e.g. attributes={'k': '\\ud800'}) is accepted "
-    "when recorded, then makes to_json() raise in the worker, so the whole batch — every other "
-    "event in it — is dropped as exporter_failed",
-    strict=True,
-)
 def test_an_unencodable_string_never_poisons_a_batch(tmp_path: Path) -> None:
     path = tmp_path / "events.jsonl"
     client = make_client(sk.JsonlExporter(path), flush_interval_s=60)

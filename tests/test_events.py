@@ -256,12 +256,6 @@ def test_a_backfilled_events_id_carries_the_backfill_time(
     assert uuid.UUID(event.id).version == 7
 
 
-@pytest.mark.xfail(
-    reason="BUG: a signal backfilled to before 1970 (at=datetime(1960,1,1,tzinfo=UTC), bare "
-    "exposure id) is recorded with a malformed id like '-0497c5e-cbff-...' instead of a UUIDv7 "
-    "or a rejection naming `at`",
-    strict=True,
-)
 def test_a_signal_backfilled_before_1970_never_gets_a_malformed_id(client: sk.Client) -> None:
     event = client.action(new_id(), "accepted", at=datetime(1960, 1, 1, tzinfo=UTC))
     assert event is None or uuid.UUID(event.id).version == 7

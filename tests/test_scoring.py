@@ -185,12 +185,6 @@ def test_an_immediate_outcome_outweighs_every_action_and_explicit_rating(
 DEFAULT_ACTIONS = sorted(sk.DEFAULT_POLICY.actions)
 
 
-@pytest.mark.xfail(
-    reason="BUG: the default policy scores a rewrite correction (strength 0.95) above an "
-    "immediate successful outcome (0.9); DESIGN §1 and docs/scoring.md say outcomes are the "
-    "strongest signal",
-    strict=True,
-)
 def test_an_immediate_outcome_is_the_strongest_signal_of_all(
     client: sk.Client, exposure: sk.Exposure
 ) -> None:
@@ -206,14 +200,15 @@ def test_outcome_strength_halves_every_half_life(client: sk.Client, exposure: sk
     s2 = scored(
         client.outcome(exposure, "resolved", success=True, at=after(exposure, 2 * half_life))
     )
-    assert s0.strength == pytest.approx(0.9)
+    assert s0.strength == pytest.approx(sk.DEFAULT_POLICY.outcome_strength)
     assert s1.strength == pytest.approx(s0.strength / 2, abs=1e-3)
     assert s2.strength == pytest.approx(s0.strength / 4, abs=1e-3)
 
 
 def test_outcome_attribution_has_a_floor(client: sk.Client, exposure: sk.Exposure) -> None:
     late = scored(client.outcome(exposure, "resolved", at=after(exposure, 20 * 86_400_000)))
-    assert late.strength == pytest.approx(0.9 * sk.DEFAULT_POLICY.outcome_min_factor)
+    p = sk.DEFAULT_POLICY
+    assert late.strength == pytest.approx(p.outcome_strength * p.outcome_min_factor)
 
 
 def test_outcome_delay_is_recorded_and_named_in_the_reasons(
@@ -360,7 +355,7 @@ def test_a_client_scores_with_the_policy_it_was_given(memory: sk.MemoryExporter)
         event = client.outcome(exp, "resolved", success=True, at=after(exp, HOUR_MS))
         score = scored(event)
         assert score.policy == "support@3"
-        assert score.strength == pytest.approx(0.45, abs=1e-3)  # one (short) half-life
+        assert score.strength == pytest.approx(0.5, abs=1e-3)  # one (short) half-life
     finally:
         client.shutdown(timeout=2)
 
@@ -397,13 +392,6 @@ def test_from_toml_raises_config_error_for_broken_toml_or_a_missing_file(tmp_pat
         sk.ScoringPolicy.from_toml(tmp_path / "missing.toml")
 
 
-@pytest.mark.xfail(
-    reason="BUG: ScoringPolicy.from_toml merges shallowly: overriding [actions.accepted] (the "
-    "example in docs/scoring.md) replaces the whole `actions` table, so `rejected`, `clicked`... "
-    "fall back to the unknown-action rule (0.15/0.0) although the docs promise defaults for "
-    "keys left out",
-    strict=True,
-)
 def test_from_toml_overriding_one_action_keeps_the_other_default_actions() -> None:
     policy = sk.ScoringPolicy.from_toml("[actions.accepted]\nstrength = 0.6\npolarity = 1.0\n")
     assert policy.actions["accepted"].strength == 0.6
@@ -543,8 +531,8 @@ def test_rescore_returns_rescored_copies_and_leaves_the_originals_unchanged(
         assert new is not old
         assert new.model_dump(exclude={"score"}) == old.model_dump(exclude={"score"})
         assert scored(new).policy == "support@3"
-    assert scored(rescored[0]).strength == pytest.approx(0.45, abs=1e-3)
-    assert scored(events[0]).strength == pytest.approx(0.9 * 0.5 ** (1 / 24), abs=1e-3)
+    assert scored(rescored[0]).strength == pytest.approx(0.5, abs=1e-3)
+    assert scored(events[0]).strength == pytest.approx(1.0 * 0.5 ** (1 / 24), abs=1e-3)
 
 
 def test_rescore_under_the_same_policy_reproduces_the_recorded_scores(
