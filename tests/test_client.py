@@ -914,6 +914,7 @@ def test_rejections_are_warned_about_at_most_once_per_reason_per_interval(
             for _ in range(3):
                 client.action("sk1.???", "accepted")
             client.outcome(exp, "")  # same reason (invalid), other field: still held back
+            client.flush(2)  # warnings are logged by the worker thread, or at the latest here
         warnings = _signalkit_warnings(caplog)
         assert len(warnings) == 2
         assert "action" in warnings[0].getMessage()
@@ -935,6 +936,7 @@ def test_the_next_warning_after_the_interval_tells_how_many_were_held_back(
                 client.action(exp, "")
             time.sleep(0.15)
             client.action(exp, "")
+            client.flush(2)
         warnings = _signalkit_warnings(caplog)
         assert len(warnings) == 2
         assert "3 more" in warnings[1].getMessage()
@@ -952,6 +954,7 @@ def test_with_a_zero_interval_every_rejection_is_warned(
         with caplog.at_level(logging.WARNING, logger="signalkit"):
             for _ in range(4):
                 client.action(exp, "")
+            client.flush(2)
         assert len(_signalkit_warnings(caplog)) == 4
     finally:
         client.shutdown(timeout=2)
@@ -1172,6 +1175,7 @@ def test_a_full_queue_drops_new_events_and_counts_them(
         assert blocking_exporter.entered.wait(5)  # the worker holds the exposure
         with caplog.at_level(logging.WARNING, logger="signalkit"):
             accepted = [client.action(exp, "clicked", attributes={"n": i}) for i in range(5)]
+            client.flush(0)  # logs the waiting warnings even while the exporter hangs
         assert all(e is not None for e in accepted)  # accepted, and the drop is counted
         stats = client.stats
         assert stats.dropped == {"queue_full": 2}

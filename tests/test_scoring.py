@@ -472,6 +472,7 @@ def test_a_custom_scorer_that_raises_falls_back_to_the_policy_and_warns(
         pass
     with caplog.at_level(logging.WARNING, logger="signalkit"):
         event = client.correction(exp, "abc", "abd")
+        client.flush(2)
     assert event is not None
     assert scored(event).policy == "default@1"
     assert "scorer bug" in caplog.text

@@ -521,7 +521,7 @@ class Client:
         exposure: Target,
         rating: float | None = None,
         *,
-        scale: tuple[float, float] = (-1.0, 1.0),
+        scale: Sequence[float] = (-1.0, 1.0),
         choice: str | None = None,
         comment: str | None = None,
         at: datetime | None = None,
@@ -533,7 +533,7 @@ class Client:
         try:
             r = _check_number("rating", rating)
             if (
-                not isinstance(scale, tuple)
+                not isinstance(scale, tuple | list)
                 or len(scale) != 2
                 or _check_number("scale", scale[0]) is None
                 or _check_number("scale", scale[1]) is None
@@ -670,6 +670,13 @@ class Client:
                 if known is not None:
                     return known
                 return _Ref(exposure_id, None, _EMPTY_MODEL, None, None, None)
+        if isinstance(target, str):
+            what = (
+                "an empty string (the token of a rejected exposure?)"
+                if not target
+                else (f"{target[:40]!r}, neither a token ({PREFIX}...) nor an exposure id (a UUID)")
+            )
+            raise InvalidEvent("exposure", f"got {what}")
         raise InvalidEvent(
             "exposure",
             f"expected an Exposure, a token ({PREFIX}...) or an exposure id, got "

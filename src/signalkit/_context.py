@@ -39,7 +39,8 @@ def context(
     """Set who the current request is for; exposures and signals recorded inside use it.
 
     Web-framework adapters call this per request. Values not given are inherited from an
-    enclosing ``context()``.
+    enclosing ``context()``. Inside the block, :func:`current_exposure` starts empty, so a
+    worker thread reused across requests never sees the previous request's exposure.
     """
     outer = _subject.get() or Subject()
     subject = Subject(
@@ -49,7 +50,9 @@ def context(
         tenant_id=tenant_id if tenant_id is not None else outer.tenant_id,
     )
     token = _subject.set(subject)
+    exposure_token = _exposure.set(None)  # a new request starts with no current exposure
     try:
         yield subject
     finally:
+        _exposure.reset(exposure_token)
         _subject.reset(token)

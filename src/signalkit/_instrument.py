@@ -7,6 +7,8 @@ available from the start, so a response built inside the block can carry the tok
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import inspect
 import time
@@ -36,6 +38,7 @@ class Exposure:
 
     __slots__ = (
         "_client",
+        "_context_token",
         "_latency_ms",
         "_shown_at_ms",
         "_started",
@@ -75,6 +78,7 @@ class Exposure:
         self.items: Iterable[Any] = ()
         self._shown_at_ms: int | None = at_ms
         self._token: str | None = None
+        self._context_token: contextvars.Token[Exposure | None] | None = None
         self.event: ExposureEvent | None = None
         """The recorded event, once the call returned (None before, or if it was rejected)."""
         self.trace_id, self.span_id = client._trace_ids()
@@ -94,7 +98,12 @@ class Exposure:
 
     @property
     def token(self) -> str:
-        """Signed token of this exposure, to send to the frontend or another service."""
+        """Signed token of this exposure, to send to the frontend or another service.
+
+        Empty for an exposure signalkit rejected (bad arguments, counted in ``stats``): a
+        signal given an empty token is rejected too, rather than pointing at nothing."""
+        if not self.valid:
+            return ""
         if self._token is None:
             self._token = self._client._signer.sign(self.id, self.shown_at_ms, self.model)
         return self._token
@@ -107,7 +116,7 @@ class Exposure:
     # -- context manager (sync and async) ------------------------------------------------
 
     def __enter__(self) -> Exposure:
-        _exposure.set(self)
+        self._context_token = _exposure.set(self)
         return self
 
     def __exit__(
@@ -118,6 +127,14 @@ class Exposure:
     ) -> None:
         if exc_type is None:
             self._finish()
+        else:  # nothing was shown: current_exposure() must not point at it
+            self._forget()
+
+    def _forget(self) -> None:
+        token, self._context_token = self._context_token, None
+        if token is not None:
+            with contextlib.suppress(ValueError):  # exited in another context than entered
+                _exposure.reset(token)
 
     async def __aenter__(self) -> Exposure:
         return self.__enter__()
@@ -180,8 +197,12 @@ def recommendation_decorator(
                 exp = open_exposure()
                 if exp is None:
                     return await afn(*args, **kwargs)
-                _exposure.set(exp)
-                result = await afn(*args, **kwargs)
+                exp._context_token = _exposure.set(exp)
+                try:
+                    result = await afn(*args, **kwargs)
+                except BaseException:
+                    exp._forget()
+                    raise
                 finish(exp, result)
                 return result
 
@@ -192,8 +213,12 @@ def recommendation_decorator(
             exp = open_exposure()
             if exp is None:
                 return fn(*args, **kwargs)
-            _exposure.set(exp)
-            result = fn(*args, **kwargs)
+            exp._context_token = _exposure.set(exp)
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException:
+                exp._forget()
+                raise
             finish(exp, result)
             return result
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 __all__ = ["Counters", "Stats", "logger"]
@@ -57,6 +59,8 @@ class Counters:
     def __init__(self, warn_interval_s: float = 60.0) -> None:
         self._lock = threading.Lock()
         self.warn_interval_s = warn_interval_s
+        self.on_warning: Callable[[], None] | None = None
+        """Called after a warning is queued; the pipeline wakes its worker to log it."""
         self.reset()
 
     def reset(self) -> None:
@@ -73,6 +77,7 @@ class Counters:
         self.spooled = 0
         self._last_warn: dict[str, float] = {}
         self._unwarned: dict[str, int] = {}
+        self._warnings: deque[tuple[str, tuple[object, ...]]] = deque(maxlen=256)
 
     def reject(self, reason: str, field_name: str, message: str) -> None:
         with self._lock:
@@ -109,7 +114,23 @@ class Counters:
         if suppressed:
             fmt += " (and %d more like it since the last warning)"
             args = (*args, suppressed)
-        logger.warning(fmt, *args)
+        hook = self.on_warning
+        if hook is None:
+            logger.warning(fmt, *args)
+            return
+        # A log handler may write to a file or a socket: hand the record to the worker thread
+        # so a recording call never does I/O.
+        self._warnings.append((fmt, args))
+        hook()
+
+    def emit_warnings(self) -> None:
+        """Log the warnings handed over by :meth:`warn` (called from the worker thread)."""
+        while self._warnings:
+            try:
+                fmt, args = self._warnings.popleft()
+            except IndexError:
+                return
+            logger.warning(fmt, *args)
 
     def snapshot(self, recorded: int, pending: int) -> Stats:
         with self._lock:

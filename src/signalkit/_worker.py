@@ -57,6 +57,7 @@ class Pipeline:
         self.on_full = on_full
         self.exit_timeout_s = exit_timeout_s
         self._reset()
+        counters.on_warning = self._wake_for_warnings
         _live.add(self)
 
     def _reset(self) -> None:
@@ -71,6 +72,7 @@ class Pipeline:
         self._thread: threading.Thread | None = None
         self._closed = False
         self._exporters_shut = False
+        self._warn_pending = False
 
     @property
     def closed(self) -> bool:
@@ -118,6 +120,19 @@ class Pipeline:
             return False
         return True
 
+    def _wake_for_warnings(self) -> None:
+        with self._lock:
+            if self._closed and self._thread is None:
+                log_now = True
+            else:
+                log_now = False
+                self._warn_pending = True
+                if self._thread is None:
+                    self._start()
+                self._wake.notify()
+        if log_now:  # no worker any more (after shutdown): nothing else would ever log it
+            self._counters.emit_warnings()
+
     def _start(self) -> None:
         t = threading.Thread(target=self._run, name="signalkit-worker", daemon=True)
         self._thread = t
@@ -126,6 +141,7 @@ class Pipeline:
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every event queued before this call is handled; False on timeout."""
         deadline = None if timeout is None else time.monotonic() + max(timeout, 0.0)
+        self._counters.emit_warnings()  # a flush is allowed to block: log what is waiting
         with self._lock:
             target = self._submitted
             if self._completed >= target:
@@ -196,11 +212,13 @@ class Pipeline:
                     len(self._queue) < self.batch_size
                     and not self._wants_flush()
                     and not self._closed
+                    and not self._warn_pending
                 ):
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         break
                     self._wake.wait(remaining)
+                self._warn_pending = False
                 n = min(len(self._queue), self.batch_size)
                 batch: list[Event] = []
                 for _ in range(n):
@@ -208,12 +226,14 @@ class Pipeline:
                     self._bytes -= size
                     batch.append(event)
                 stop = self._closed and not self._queue
+            self._counters.emit_warnings()
             if batch:
                 self._export(batch)
             with self._lock:
                 self._completed += n
                 self._done.notify_all()
             if stop:
+                self._counters.emit_warnings()
                 return
 
     def _wants_flush(self) -> bool:

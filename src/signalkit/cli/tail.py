@@ -7,6 +7,7 @@ import sys
 import time
 from collections import deque
 from pathlib import Path
+from typing import BinaryIO
 
 import orjson
 
@@ -47,44 +48,61 @@ def tail(
         sys.stderr.write(f"signalkit tail: no such file {path} (run `signalkit demo` first?)\n")
         return 1
     number = 0
-    position = 0
-    inode = None
-    if path.exists():
-        with path.open("rb") as f:
-            last: deque[tuple[int, bytes]] = deque(maxlen=max(lines, 0))
-            for line in f:
-                if not line.endswith(b"\n"):  # still being written: read it again when done
-                    break
-                number += 1
-                position += len(line)
-                if line.strip():
-                    last.append((number, line.rstrip(b"\n")))
-            inode = os.fstat(f.fileno()).st_ino
+    f = path.open("rb") if path.exists() else None
+    pending = b""
+    if f is not None:
+        last: deque[tuple[int, bytes]] = deque(maxlen=max(lines, 0))
+        for line in f:
+            if not line.endswith(b"\n"):  # still being written: complete it when following
+                pending = line
+                break
+            number += 1
+            if line.strip():
+                last.append((number, line.rstrip(b"\n")))
         for n, line in last:
             _show(line, n, kinds, raw)
     sys.stdout.flush()
     polls = 0
-    pending = b""
-    while follow and (max_polls is None or polls < max_polls):
-        polls += 1
-        time.sleep(poll_s)
-        try:
-            st = path.stat()
-        except FileNotFoundError:
-            continue
-        if st.st_ino != inode or st.st_size < position:  # rotated or truncated
-            inode, position, number, pending = st.st_ino, 0, 0, b""
-        if st.st_size == position:
-            continue
-        with path.open("rb") as f:
-            f.seek(position)
-            chunk = f.read()
-            position = f.tell()
-        data = pending + chunk
-        *complete, pending = data.split(b"\n")
-        for line in complete:
-            number += 1
-            if line.strip():
-                _show(line, number, kinds, raw)
-        sys.stdout.flush()
+    try:
+        while follow and (max_polls is None or polls < max_polls):
+            polls += 1
+            if f is not None:
+                number, pending = _drain(f, pending, number, kinds, raw)
+                if _replaced(path, f):
+                    # rotated: finish the old file (its writer may have added to it), then
+                    # start at the top of the new one
+                    number, pending = _drain(f, pending, number, kinds, raw)
+                    f.close()
+                    f, number, pending = None, 0, b""
+            if f is None and path.exists():
+                f = path.open("rb")
+                continue
+            time.sleep(poll_s)
+    finally:
+        if f is not None:
+            f.close()
     return 0
+
+
+def _replaced(path: Path, f: BinaryIO) -> bool:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return True
+    own = os.fstat(f.fileno())
+    return st.st_ino != own.st_ino or st.st_size < f.tell()
+
+
+def _drain(
+    f: BinaryIO, pending: bytes, number: int, kinds: set[str] | None, raw: bool
+) -> tuple[int, bytes]:
+    chunk = f.read()
+    if not chunk:
+        return number, pending
+    *complete, pending = (pending + chunk).split(b"\n")
+    for line in complete:
+        number += 1
+        if line.strip():
+            _show(line, number, kinds, raw)
+    sys.stdout.flush()
+    return number, pending

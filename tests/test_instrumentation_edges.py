@@ -1,0 +1,126 @@
+"""Edges of instrumentation a host depends on: failed calls, request boundaries, warnings."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+import signalkit as sk
+
+SECRET = "s" * 32
+
+
+@pytest.fixture
+def client() -> Iterator[sk.Client]:
+    c = sk.Client("edges", exporters=[sk.MemoryExporter()], secret=SECRET, warn_interval_s=0)
+    yield c
+    c.shutdown(2)
+
+
+def test_a_decorated_call_that_raises_leaves_no_current_exposure(client: sk.Client) -> None:
+    @client.recommendation("reply")
+    def broken() -> str:
+        raise TimeoutError("model timed out")
+
+    with sk.context():  # start from a clean request
+        with pytest.raises(TimeoutError):
+            broken()
+        assert sk.current_exposure() is None
+    client.flush(2)
+    assert client.exporters[0].events == []  # type: ignore[attr-defined]
+
+
+async def test_an_async_decorated_call_that_raises_restores_the_previous_exposure(
+    client: sk.Client,
+) -> None:
+    @client.recommendation("ok")
+    async def good() -> int:
+        return 1
+
+    @client.recommendation("broken")
+    async def broken() -> int:
+        raise ValueError("bad prompt")
+
+    await good()
+    before = sk.current_exposure()
+    assert before is not None
+    assert before.surface == "ok"
+    with pytest.raises(ValueError, match="bad prompt"):
+        await broken()
+    assert sk.current_exposure() is before
+
+
+def test_a_failed_exposure_block_restores_the_previous_exposure(client: sk.Client) -> None:
+    with client.exposure("first") as first:
+        pass
+    with pytest.raises(KeyError), client.exposure("second"):
+        raise KeyError("x")
+    assert sk.current_exposure() is first
+
+
+def test_each_request_context_starts_without_a_current_exposure(client: sk.Client) -> None:
+    with client.exposure("previous-request"):
+        pass
+    with sk.context(user_id="u2"):
+        assert sk.current_exposure() is None
+        with client.exposure("this-request") as exp:
+            pass
+        assert sk.current_exposure() is exp
+    assert sk.current_exposure() is not None
+    assert sk.current_exposure().surface == "previous-request"  # type: ignore[union-attr]
+
+
+def test_a_rejected_exposure_has_no_token_and_signals_on_it_are_rejected(
+    client: sk.Client,
+) -> None:
+    with client.exposure("") as exp:  # an empty surface is invalid
+        pass
+    assert exp.event is None
+    assert exp.token == ""
+    assert client.action(exp.token, "accepted") is None
+    assert client.stats.rejected == {"invalid": 2}
+    assert client.stats.rejected_fields == {"surface": 1, "exposure": 1}
+
+
+def test_a_rating_scale_may_be_a_list(client: sk.Client) -> None:
+    with client.exposure("s") as exp:
+        pass
+    event = client.feedback(exp, 4, scale=[1, 5])
+    assert event is not None
+    assert event.scale == (1.0, 5.0)
+    assert event.score is not None
+    assert event.score.polarity == pytest.approx(0.5)
+
+
+def test_warnings_are_logged_by_the_worker_never_on_the_callers_thread(
+    client: sk.Client,
+) -> None:
+    seen: list[str] = []
+
+    class ThreadRecorder(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(threading.current_thread().name)
+
+    handler = ThreadRecorder(level=logging.WARNING)
+    logger = logging.getLogger("signalkit")
+    logger.addHandler(handler)
+    try:
+        with client.exposure("s") as exp:
+            pass
+        for _ in range(3):
+            assert client.action(exp, "") is None  # rejected: warned
+        assert client.action("sk1.garbage") is None
+        worker_done = threading.Event()
+        # wait for the worker to log, without flush() (which may log from the caller)
+        for _ in range(200):
+            if len(seen) >= 4:
+                worker_done.set()
+                break
+            threading.Event().wait(0.01)
+        assert worker_done.is_set(), seen
+        assert set(seen) == {"signalkit-worker"}
+    finally:
+        logger.removeHandler(handler)
