@@ -34,7 +34,15 @@ from .events import (
     Subject,
     ToggleEvent,
 )
-from .exporters import ConsoleExporter, Exporter, ExportResult, JsonlExporter, MemoryExporter
+from .exporters import (
+    ConsoleExporter,
+    ExportFailure,
+    Exporter,
+    ExportResult,
+    JsonlExporter,
+    MemoryExporter,
+    RetryPolicy,
+)
 from .scoring import DEFAULT_POLICY, Scorer, ScoringPolicy, rescore, score
 from .tokens import TokenClaims
 
@@ -48,6 +56,7 @@ __all__ = [
     "ConsoleExporter",
     "CorrectionEvent",
     "Event",
+    "ExportFailure",
     "ExportResult",
     "Exporter",
     "Exposure",
@@ -62,6 +71,7 @@ __all__ = [
     "OutcomeEvent",
     "Processor",
     "Reason",
+    "RetryPolicy",
     "Score",
     "Scorer",
     "ScoringPolicy",

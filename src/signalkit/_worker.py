@@ -20,7 +20,7 @@ from typing import Literal
 
 from ._stats import Counters, logger
 from .events import Event
-from .exporters.base import Exporter, ExportResult
+from .exporters.base import ExportFailure, Exporter, ExportResult
 
 __all__ = ["FullPolicy", "Pipeline"]
 
@@ -245,10 +245,14 @@ class Pipeline:
             result = ExportResult.RETRY
             for attempt in range(len(_RETRY_DELAYS_S) + 1):
                 try:
-                    result = exporter.export(batch)
+                    outcome = exporter.export(batch)
                 except Exception as exc:
                     logger.warning("signalkit: %s.export() raised %r", name, exc)
-                    result = ExportResult.RETRY
+                    outcome = ExportResult.RETRY
+                if isinstance(outcome, ExportFailure):
+                    result = ExportResult.RETRY if outcome.retryable else ExportResult.FAILURE
+                else:
+                    result = outcome
                 if result is ExportResult.SUCCESS:
                     self._counters.delivered_to(name, len(batch))
                     break

@@ -1,8 +1,16 @@
 """Exporters: where batches of events go. All share :class:`Exporter`'s small protocol."""
 
-from .base import Exporter, ExportResult
+from .base import ExportFailure, Exporter, ExportResult, RetryPolicy
 from .console import ConsoleExporter
 from .jsonl import JsonlExporter
 from .memory import MemoryExporter
 
-__all__ = ["ConsoleExporter", "ExportResult", "Exporter", "JsonlExporter", "MemoryExporter"]
+__all__ = [
+    "ConsoleExporter",
+    "ExportFailure",
+    "ExportResult",
+    "Exporter",
+    "JsonlExporter",
+    "MemoryExporter",
+    "RetryPolicy",
+]

@@ -1,14 +1,20 @@
-"""The protocol every sink implements: ``export(batch) -> ExportResult`` and ``shutdown()``."""
+"""The protocol every sink implements: ``export(batch) -> ExportResult`` and ``shutdown()``.
+
+An exporter makes one attempt per ``export`` call and says what happened; signalkit's delivery
+lanes own retries, backoff, batch splitting and pausing, using the exporter's optional
+``retry_policy`` and size limits. A minimal exporter needs only ``export`` and ``shutdown``.
+"""
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from ..events import Event
 
-__all__ = ["ExportResult", "Exporter"]
+__all__ = ["ExportFailure", "ExportResult", "Exporter", "RetryPolicy"]
 
 
 class ExportResult(enum.Enum):
@@ -22,12 +28,54 @@ class ExportResult(enum.Enum):
     """Not delivered and never will be (the sink refused it); the events count as dropped."""
 
 
+@dataclass(frozen=True, slots=True)
+class ExportFailure:
+    """A failed attempt, with what the sink said; return it instead of a bare ExportResult
+    when the sink gave more to go on.
+
+    The delivery lane retries when ``retryable`` (never sooner than ``retry_after_s``), splits
+    the batch in halves when ``too_large`` (a single event too large is dropped, counted
+    ``too_large``), and pauses the exporter keeping its data when ``unauthorized``.
+    ``message`` is what the sink said, shown in the warning; it must not contain secrets.
+    """
+
+    retryable: bool
+    message: str = ""
+    retry_after_s: float | None = None
+    too_large: bool = False
+    unauthorized: bool = False
+    status: int | None = None
+    """The HTTP status, when there was one."""
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How a lane retries an exporter: full-jitter exponential backoff with a cap.
+
+    Attempt ``n`` (from 1) waits ``uniform(0, min(cap_s, base_s * 2**(n-1)))``, but never less
+    than the sink's Retry-After (itself capped at ``max_retry_after_s``). The batch is given up
+    (counted dropped ``retries_exhausted``) after ``max_attempts`` attempts or ``max_elapsed_s``
+    since its first attempt, whichever comes first; ``None`` means no limit (with a spool).
+    """
+
+    base_s: float = 0.5
+    cap_s: float = 30.0
+    max_attempts: int | None = 10
+    max_elapsed_s: float | None = 600.0
+    max_retry_after_s: float = 300.0
+
+
 @runtime_checkable
 class Exporter(Protocol):
-    """A destination for batches of events. Called only from signalkit's worker thread."""
+    """A destination for batches of events. Called only from signalkit's delivery threads.
 
-    def export(self, batch: Sequence[Event]) -> ExportResult:
-        """Deliver ``batch``; must not raise (an exception counts as RETRY)."""
+    Optional attributes a lane reads when present: ``retry_policy`` (:class:`RetryPolicy`),
+    ``max_batch_events``, ``max_batch_bytes`` and ``max_event_bytes`` (the sink's limits, in
+    events and in bytes of each event's JSON), and ``name`` (used in stats and warnings).
+    """
+
+    def export(self, batch: Sequence[Event]) -> ExportResult | ExportFailure:
+        """Deliver ``batch`` in one attempt; must not raise (an exception counts as RETRY)."""
         ...
 
     def shutdown(self) -> None:
