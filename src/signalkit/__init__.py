@@ -36,8 +36,8 @@ from .events import (
 )
 from .exporters import (
     ConsoleExporter,
-    ExportFailure,
     Exporter,
+    ExportFailure,
     ExportResult,
     JsonlExporter,
     MemoryExporter,

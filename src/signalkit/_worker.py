@@ -20,7 +20,7 @@ from typing import Literal
 
 from ._stats import Counters, logger
 from .events import Event
-from .exporters.base import ExportFailure, Exporter, ExportResult
+from .exporters.base import Exporter, ExportFailure, ExportResult
 
 __all__ = ["FullPolicy", "Pipeline"]
 

@@ -1,6 +1,6 @@
 """Exporters: where batches of events go. All share :class:`Exporter`'s small protocol."""
 
-from .base import ExportFailure, Exporter, ExportResult, RetryPolicy
+from .base import Exporter, ExportFailure, ExportResult, RetryPolicy
 from .console import ConsoleExporter
 from .jsonl import JsonlExporter
 from .memory import MemoryExporter
