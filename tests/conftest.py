@@ -39,7 +39,9 @@ class BlockingExporter:
 
 
 class RaisingExporter:
-    """A sink with a bug: every export raises."""
+    """A sink with a bug: every export raises. Retried three times, quickly, then given up."""
+
+    retry_policy = sk.RetryPolicy(base_s=0.01, cap_s=0.02, max_attempts=3)
 
     def __init__(self) -> None:
         self.calls = 0

@@ -30,7 +30,7 @@ from ._context import _subject
 from ._errors import ConfigError, InvalidEvent, InvalidToken
 from ._instrument import Exposure, recommendation_decorator
 from ._stats import Counters, Stats, logger
-from ._worker import FullPolicy, Pipeline
+from ._worker import Delivery, FullPolicy, Pipeline
 from .events import (
     SCHEMA_VERSION,
     ActionEvent,
@@ -209,6 +209,7 @@ class Client:
         on_queue_full: FullPolicy = "drop_newest",
         exit_timeout_s: float = 2.0,
         warn_interval_s: float = 60.0,
+        delivery: Delivery = "background",
     ) -> None:
         service = service or os.environ.get("SIGNALKIT_SERVICE") or "default"
         if not isinstance(service, str) or len(service) > _NAME_MAX:
@@ -232,6 +233,8 @@ class Client:
                 raise ConfigError(f"{name}: must be an int >= 1, got {value!r}")
         if not flush_interval_s > 0 or not exit_timeout_s >= 0:
             raise ConfigError("flush_interval_s must be > 0 and exit_timeout_s >= 0")
+        if delivery not in ("background", "sync"):
+            raise ConfigError("delivery: must be 'background' or 'sync' (serverless)")
         if on_queue_full not in ("drop_newest", "drop_oldest"):
             raise ConfigError("on_queue_full: must be 'drop_newest' or 'drop_oldest'")
         if exporters is None:
@@ -258,6 +261,7 @@ class Client:
             interval_s=flush_interval_s,
             on_full=on_queue_full,
             exit_timeout_s=exit_timeout_s,
+            delivery=delivery,
         )
         self._models: dict[tuple[str | None, str | None, str | None], ModelRef] = {}
         self._recent: OrderedDict[str, _Ref | Exposure] = OrderedDict()
@@ -593,7 +597,10 @@ class Client:
     @property
     def stats(self) -> Stats:
         """A snapshot of what this client recorded, rejected, dropped and delivered."""
-        return self._counters.snapshot(self._seq, self._pipeline.pending)
+        pipeline = self._pipeline
+        return self._counters.snapshot(
+            self._seq, pipeline.exported, pipeline.pending, pipeline.lane_pending()
+        )
 
     # -- internals -----------------------------------------------------------------------
 

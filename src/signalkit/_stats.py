@@ -19,6 +19,18 @@ logger = logging.getLogger("signalkit")
 
 
 @dataclass(frozen=True)
+class ExporterStats:
+    """One exporter's share of the accounting."""
+
+    delivered: int
+    """Events this exporter confirmed."""
+    dropped: dict[str, int]
+    """Events lost for this exporter, by reason (including losses before fan-out)."""
+    pending: int
+    """Events accepted and not yet delivered to, or dropped for, this exporter."""
+
+
+@dataclass(frozen=True)
 class Stats:
     """A snapshot of a client's counters. ``accepted = delivered + dropped + pending``."""
 
@@ -31,10 +43,11 @@ class Stats:
     filtered: int = 0
     """Events a processor chose to drop on purpose (sampling): not a loss."""
     dropped: dict[str, int] = field(default_factory=dict)
-    """Accepted events that will never be delivered, by reason (``queue_full``, ``too_large``,
-    ``expired``, ``rejected``, ``exporter_failed``, ``shutdown``)."""
+    """Accepted events lost, by reason (``queue_full``, ``too_large``, ``rejected``,
+    ``retries_exhausted``, ``shutdown``...), summed over exporters: an event lost for two
+    exporters counts twice. :attr:`exporters` has each exporter's exact account."""
     exported: int = 0
-    """Events every exporter has handled (delivered, or given up on and counted in dropped)."""
+    """Events every exporter has finished with (delivered, or dropped and counted)."""
     delivered: dict[str, int] = field(default_factory=dict)
     """Events each exporter confirmed, by exporter name."""
     retried: int = 0
@@ -42,7 +55,10 @@ class Stats:
     """Export attempts that failed (each exporter, each batch)."""
     spooled: int = 0
     pending: int = 0
-    """Accepted events not yet handled by every exporter."""
+    """Accepted events some exporter has not yet finished with."""
+
+    exporters: dict[str, ExporterStats] = field(default_factory=dict)
+    """Per exporter: ``recorded == delivered + sum(dropped.values()) + pending`` exactly."""
 
     @property
     def total_rejected(self) -> int:
@@ -70,6 +86,7 @@ class Counters:
         self.rejected_fields: dict[str, int] = {}
         self.dropped: dict[str, int] = {}
         self.delivered: dict[str, int] = {}
+        self.exporter_dropped: dict[str, dict[str, int]] = {}
         self.filtered = 0
         self.exported = 0
         self.retried = 0
@@ -85,11 +102,17 @@ class Counters:
             self.rejected_fields[field_name] = self.rejected_fields.get(field_name, 0) + 1
         self.warn(f"rejected:{reason}", "signalkit rejected a recording call: %s", message)
 
-    def drop(self, reason: str, count: int = 1, detail: str = "") -> None:
+    def drop(
+        self, reason: str, count: int = 1, detail: str = "", exporter: str | None = None
+    ) -> None:
+        """Count ``count`` accepted events lost, for every exporter or for ``exporter`` only."""
         if count <= 0:
             return
         with self._lock:
             self.dropped[reason] = self.dropped.get(reason, 0) + count
+            if exporter is not None:
+                mine = self.exporter_dropped.setdefault(exporter, {})
+                mine[reason] = mine.get(reason, 0) + count
         extra = f" ({detail})" if detail else ""
         self.warn(f"dropped:{reason}", "signalkit dropped events: %s%s", reason, extra)
 
@@ -132,18 +155,33 @@ class Counters:
                 return
             logger.warning(fmt, *args)
 
-    def snapshot(self, recorded: int, pending: int) -> Stats:
+    def snapshot(self, recorded: int, exported: int, pending: int, lanes: dict[str, int]) -> Stats:
+        """A consistent copy; ``lanes`` maps each exporter to its pending count."""
         with self._lock:
+            common = {
+                reason: count - sum(d.get(reason, 0) for d in self.exporter_dropped.values())
+                for reason, count in self.dropped.items()
+            }
+            exporters = {}
+            for name, lane_pending in lanes.items():
+                mine = dict(self.exporter_dropped.get(name, {}))
+                for reason, count in common.items():
+                    if count:
+                        mine[reason] = mine.get(reason, 0) + count
+                exporters[name] = ExporterStats(
+                    delivered=self.delivered.get(name, 0), dropped=mine, pending=lane_pending
+                )
             return Stats(
                 recorded=recorded,
                 rejected=dict(self.rejected),
                 rejected_fields=dict(self.rejected_fields),
                 filtered=self.filtered,
                 dropped=dict(self.dropped),
-                exported=self.exported,
+                exported=exported,
                 delivered=dict(self.delivered),
                 retried=self.retried,
                 failed=self.failed,
                 spooled=self.spooled,
                 pending=pending,
+                exporters=exporters,
             )

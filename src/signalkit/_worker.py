@@ -1,10 +1,13 @@
-"""The delivery pipeline: a bounded, non-blocking queue and one batching worker thread.
+"""The delivery pipeline: a bounded, non-blocking queue, a dispatcher thread, and one lane per
+exporter (``_lanes.py``).
 
-The caller's thread only appends to a deque under a short lock. One daemon thread, started
-with the first event, takes batches by size or interval and hands each to every exporter.
-``flush`` and ``shutdown`` always return within their timeout. A forked child gets an empty
-queue and a fresh worker (the parent delivers what it had queued), and the interpreter's
-exit waits a bounded time for what is still queued.
+The caller's thread only appends to a deque under a short lock. The dispatcher, started with the
+first event, takes batches by size or interval and offers each to every exporter's lane; lanes
+deliver on their own threads, so one slow sink never holds back another. ``flush`` and
+``shutdown`` always return within their timeout. A forked child gets an empty queue and fresh
+threads (the parent delivers what it had queued), and the interpreter's exit waits a bounded
+time for what is still queued. In ``sync`` mode (serverless) there are no threads at all:
+``flush()`` delivers on the calling thread.
 """
 
 from __future__ import annotations
@@ -18,23 +21,19 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Literal
 
+from ._lanes import Lane, exporter_name
 from ._stats import Counters, logger
 from .events import Event
-from .exporters.base import Exporter, ExportFailure, ExportResult
+from .exporters.base import Exporter
 
-__all__ = ["FullPolicy", "Pipeline"]
+__all__ = ["Delivery", "FullPolicy", "Pipeline"]
 
 FullPolicy = Literal["drop_newest", "drop_oldest"]
-
-_RETRY_DELAYS_S = (0.05, 0.2, 0.5)
-
-
-def _name(exporter: Exporter) -> str:
-    return type(exporter).__name__
+Delivery = Literal["background", "sync"]
 
 
 class Pipeline:
-    """Queue plus worker shared by one client's exporters."""
+    """Queue, dispatcher and lanes shared by one client's exporters."""
 
     def __init__(
         self,
@@ -47,6 +46,7 @@ class Pipeline:
         interval_s: float = 1.0,
         on_full: FullPolicy = "drop_newest",
         exit_timeout_s: float = 2.0,
+        delivery: Delivery = "background",
     ) -> None:
         self.exporters = list(exporters)
         self._counters = counters
@@ -56,6 +56,26 @@ class Pipeline:
         self.interval_s = interval_s
         self.on_full = on_full
         self.exit_timeout_s = exit_timeout_s
+        self.delivery = delivery
+        names: list[str] = []
+        for exporter in self.exporters:
+            base = name = exporter_name(exporter)
+            n = 2
+            while name in names:
+                name, n = f"{base}#{n}", n + 1
+            names.append(name)
+        self.lanes = [
+            Lane(
+                e,
+                n,
+                counters,
+                max_events=max_queue,
+                max_bytes=max_queue_bytes,
+                on_full=on_full,
+                threaded=delivery == "background",
+            )
+            for e, n in zip(self.exporters, names, strict=True)
+        ]
         self._reset()
         counters.on_warning = self._wake_for_warnings
         _live.add(self)
@@ -73,6 +93,9 @@ class Pipeline:
         self._closed = False
         self._exporters_shut = False
         self._warn_pending = False
+        self._sync_lock = threading.Lock()
+        for lane in self.lanes:
+            lane.reset()
 
     @property
     def closed(self) -> bool:
@@ -80,8 +103,20 @@ class Pipeline:
 
     @property
     def pending(self) -> int:
-        """Events accepted into the queue and not yet handled by every exporter."""
-        return self._submitted - self._completed
+        """Events accepted and not yet finished with by every exporter."""
+        queued = self._submitted - self._completed
+        return queued + max((lane.pending for lane in self.lanes), default=0)
+
+    def lane_pending(self) -> dict[str, int]:
+        queued = self._submitted - self._completed
+        return {lane.name: queued + lane.pending for lane in self.lanes}
+
+    @property
+    def exported(self) -> int:
+        """Events every exporter has finished with."""
+        if not self.lanes:
+            return self._completed
+        return min(lane.done for lane in self.lanes)
 
     # -- caller side -------------------------------------------------------------------------
 
@@ -109,7 +144,7 @@ class Pipeline:
                 self._submitted += 1
                 if len(q) == self.batch_size:
                     self._wake.notify()
-            if self._thread is None:
+            if self._thread is None and self.delivery == "background":
                 self._start()
         if dropped_oldest:
             self._counters.drop("queue_full", dropped_oldest, "drop_oldest policy")
@@ -121,16 +156,16 @@ class Pipeline:
         return True
 
     def _wake_for_warnings(self) -> None:
+        if self.delivery == "sync":
+            return  # logged at the next flush(), which runs on the caller's own terms
         with self._lock:
-            if self._closed and self._thread is None:
-                log_now = True
-            else:
-                log_now = False
+            log_now = self._closed and self._thread is None
+            if not log_now:
                 self._warn_pending = True
                 if self._thread is None:
                     self._start()
                 self._wake.notify()
-        if log_now:  # no worker any more (after shutdown): nothing else would ever log it
+        if log_now:  # no thread any more (after shutdown): nothing else would ever log it
             self._counters.emit_warnings()
 
     def _start(self) -> None:
@@ -142,14 +177,15 @@ class Pipeline:
         """Wait until every event queued before this call is handled; False on timeout."""
         deadline = None if timeout is None else time.monotonic() + max(timeout, 0.0)
         self._counters.emit_warnings()  # a flush is allowed to block: log what is waiting
+        if self.delivery == "sync":
+            return self._flush_sync(deadline)
         with self._lock:
             target = self._submitted
-            if self._completed >= target:
-                return True
-            self._flush_target = max(self._flush_target, target)
-            if self._thread is None or not self._thread.is_alive():
-                self._start()
-            self._wake.notify()
+            if self._completed < target:
+                self._flush_target = max(self._flush_target, target)
+                if self._thread is None or not self._thread.is_alive():
+                    self._start()
+                self._wake.notify()
             while self._completed < target:
                 if deadline is None:
                     self._done.wait()
@@ -158,14 +194,36 @@ class Pipeline:
                     if remaining <= 0:
                         return False
                     self._done.wait(remaining)
-            return True
+            # every event up to target has been offered to every lane
+            targets = [(lane, lane.offered) for lane in self.lanes]
+        return all(lane.wait_done(t, deadline) for lane, t in targets)
+
+    def _flush_sync(self, deadline: float | None) -> bool:
+        """Serverless mode: deliver everything on this thread, within the deadline."""
+        with self._sync_lock:
+            self._dispatch_all()
+            ok = True
+            for lane in self.lanes:
+                ok = lane.drain_here(deadline) and ok
+            self._counters.emit_warnings()
+            return ok
 
     def shutdown(self, timeout: float | None = None) -> bool:
-        """Deliver what is queued (within ``timeout``), stop the worker, shut the exporters.
+        """Deliver what is queued (within ``timeout``), stop the threads, shut the exporters.
 
-        What could not be delivered in time is counted as dropped (``shutdown``).
+        What could not be delivered in time is counted as dropped (``shutdown``); a batch an
+        exporter is still working on stays pending, counted when the exporter returns.
         """
         deadline = None if timeout is None else time.monotonic() + max(timeout, 0.0)
+        if self.delivery == "sync":
+            ok = self._flush_sync(deadline)
+            with self._lock:
+                self._closed = True
+            for lane in self.lanes:
+                lane.close(deadline)
+                ok = lane.join(deadline) and ok
+            self._shutdown_exporters(self.lanes)
+            return ok
         with self._lock:
             if self._closed and self._thread is None and not self._queue:
                 return True
@@ -176,33 +234,39 @@ class Pipeline:
         if thread is not None and thread is not threading.current_thread():
             thread.join(None if deadline is None else max(deadline - time.monotonic(), 0.0))
         with self._lock:
-            clean = thread is None or not thread.is_alive()
-            # What is still queued will never be exported. A batch an exporter is still
-            # working on stays pending: the worker counts it when the exporter returns.
+            dispatcher_done = thread is None or not thread.is_alive()
             left = len(self._queue)
             self._queue.clear()
             self._bytes = 0
             self._completed += left
             self._done.notify_all()
-            if clean:
+            if dispatcher_done:
                 self._thread = None
         if left:
             self._counters.drop("shutdown", left, "not delivered before shutdown's timeout")
-        if clean:
-            self._shutdown_exporters()
-        return clean and not left
+        for lane in self.lanes:
+            lane.close(deadline)
+        stopped = [lane for lane in self.lanes if lane.join(deadline)]
+        self._shutdown_exporters(stopped)
+        self._counters.emit_warnings()
+        return (
+            dispatcher_done
+            and not left
+            and len(stopped) == len(self.lanes)
+            and all(lane.pending == 0 for lane in self.lanes)
+        )
 
-    def _shutdown_exporters(self) -> None:
-        if self._exporters_shut:
-            return
-        self._exporters_shut = True
-        for exporter in self.exporters:
+    def _shutdown_exporters(self, lanes: list[Lane]) -> None:
+        for lane in lanes:
+            if lane.shut:
+                continue
+            lane.shut = True
             try:
-                exporter.shutdown()
+                lane.exporter.shutdown()
             except Exception as exc:  # an exporter's bug must not break the host's exit
-                logger.warning("signalkit: %s.shutdown() failed: %r", _name(exporter), exc)
+                logger.warning("signalkit: %s.shutdown() failed: %r", lane.name, exc)
 
-    # -- worker side -------------------------------------------------------------------------
+    # -- dispatcher thread -------------------------------------------------------------------
 
     def _run(self) -> None:
         while True:
@@ -219,53 +283,44 @@ class Pipeline:
                         break
                     self._wake.wait(remaining)
                 self._warn_pending = False
-                n = min(len(self._queue), self.batch_size)
-                batch: list[Event] = []
-                for _ in range(n):
-                    event, size = self._queue.popleft()
-                    self._bytes -= size
-                    batch.append(event)
+                batch, size = self._take(self.batch_size)
                 stop = self._closed and not self._queue
             self._counters.emit_warnings()
             if batch:
-                self._export(batch)
+                self._offer(batch, size)
             with self._lock:
-                self._completed += n
+                self._completed += len(batch)
                 self._done.notify_all()
             if stop:
-                self._counters.emit_warnings()
                 return
+
+    def _take(self, limit: int) -> tuple[list[Event], int]:
+        n = min(len(self._queue), limit)
+        batch: list[Event] = []
+        size = 0
+        for _ in range(n):
+            event, event_size = self._queue.popleft()
+            self._bytes -= event_size
+            size += event_size
+            batch.append(event)
+        return batch, size
+
+    def _offer(self, batch: list[Event], size: int) -> None:
+        for lane in self.lanes:
+            lane.offer(batch, size)
+
+    def _dispatch_all(self) -> None:
+        while True:
+            with self._lock:
+                batch, size = self._take(self.batch_size)
+            if not batch:
+                return
+            self._offer(batch, size)
+            with self._lock:
+                self._completed += len(batch)
 
     def _wants_flush(self) -> bool:
         return bool(self._queue) and self._completed < self._flush_target
-
-    def _export(self, batch: list[Event]) -> None:
-        for exporter in self.exporters:
-            name = _name(exporter)
-            result = ExportResult.RETRY
-            for attempt in range(len(_RETRY_DELAYS_S) + 1):
-                try:
-                    outcome = exporter.export(batch)
-                except Exception as exc:
-                    logger.warning("signalkit: %s.export() raised %r", name, exc)
-                    outcome = ExportResult.RETRY
-                if isinstance(outcome, ExportFailure):
-                    result = ExportResult.RETRY if outcome.retryable else ExportResult.FAILURE
-                else:
-                    result = outcome
-                if result is ExportResult.SUCCESS:
-                    self._counters.delivered_to(name, len(batch))
-                    break
-                self._counters.add("failed")
-                if result is ExportResult.FAILURE or attempt == len(_RETRY_DELAYS_S):
-                    break
-                if self._closed:
-                    break
-                self._counters.add("retried")
-                time.sleep(_RETRY_DELAYS_S[attempt])
-            if result is not ExportResult.SUCCESS:
-                self._counters.drop("exporter_failed", len(batch), f"{name} did not accept a batch")
-        self._counters.add("exported", len(batch))
 
     def _after_fork(self) -> None:
         self._reset()

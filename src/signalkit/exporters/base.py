@@ -55,14 +55,21 @@ class RetryPolicy:
     Attempt ``n`` (from 1) waits ``uniform(0, min(cap_s, base_s * 2**(n-1)))``, but never less
     than the sink's Retry-After (itself capped at ``max_retry_after_s``). The batch is given up
     (counted dropped ``retries_exhausted``) after ``max_attempts`` attempts or ``max_elapsed_s``
-    since its first attempt, whichever comes first; ``None`` means no limit (with a spool).
+    since its first attempt, whichever comes first; ``None`` means no limit.
+
+    The defaults retry a batch for up to 10 minutes with at most 10 s between attempts, so a
+    sink that comes back is found within 10 s; while it is down, the memory bound (or the
+    spool) decides what is kept, and a batch the sink never accepts cannot block the ones
+    behind it for longer than ``max_elapsed_s``.
     """
 
     base_s: float = 0.5
-    cap_s: float = 30.0
-    max_attempts: int | None = 10
+    cap_s: float = 10.0
+    max_attempts: int | None = None
     max_elapsed_s: float | None = 600.0
     max_retry_after_s: float = 300.0
+    pause_s: float = 60.0
+    """How long to wait, keeping the data, after the sink refused our credentials (401/403)."""
 
 
 @runtime_checkable
