@@ -124,3 +124,23 @@ def test_warnings_are_logged_by_the_worker_never_on_the_callers_thread(
         assert set(seen) == {"signalkit-worker"}
     finally:
         logger.removeHandler(handler)
+
+
+def test_the_exposure_event_a_handle_shows_is_the_one_delivered(client: sk.Client) -> None:
+    @client.recommendation("reply", model="m", model_version="v1", items=lambda r: r)
+    def rank() -> list[str]:
+        return ["a", "b"]
+
+    for _ in range(50):
+        rank()
+        exp = sk.current_exposure()
+        assert exp is not None
+        assert exp.event is not None  # built on first read, or by the dispatcher: same object
+        assert exp.event.items[1].id == "b"
+        assert exp.event.seq >= 1
+    assert client.flush(5)
+    delivered = [e for e in client.exporters[0].events if e.kind == "exposure"]  # type: ignore[attr-defined]
+    assert len(delivered) == 50
+    assert exp.event is delivered[-1]
+    assert [e.seq for e in delivered] == sorted(e.seq for e in delivered)
+    assert all(type(e).model_validate(e.model_dump()) == e for e in delivered)

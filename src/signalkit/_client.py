@@ -13,7 +13,6 @@ import math
 import os
 import secrets
 import sys
-import threading
 import time
 import weakref
 from collections import OrderedDict
@@ -94,7 +93,9 @@ class _Ref:
 
 
 def _ref_of(exp: Exposure) -> _Ref:
-    return _Ref(exp.id, exp.shown_at_ms, exp.model, exp.subject, exp.trace_id, exp.span_id)
+    ref = _Ref(exp.id, exp.shown_at_ms, exp.model, exp.subject, exp.trace_id, exp.span_id)
+    exp._ref = ref  # the time shown is now fixed, and the rest never changes
+    return ref
 
 
 def _check_utf8(field: str, value: str) -> None:
@@ -264,6 +265,7 @@ class Client:
             delivery=delivery,
         )
         self._models: dict[tuple[str | None, str | None, str | None], ModelRef] = {}
+        self._token_refs: dict[str, _Ref] = {}
         self._recent: OrderedDict[str, _Ref | Exposure] = OrderedDict()
         self._expanded: OrderedDict[tuple[str, str | None], int] = OrderedDict()
         self._new_producer()
@@ -273,8 +275,6 @@ class Client:
 
     def _new_producer(self) -> None:
         self.producer_id = secrets.token_hex(8)
-        self._seq_lock = threading.Lock()
-        self._seq = 0
 
     def __repr__(self) -> str:
         return (
@@ -395,7 +395,7 @@ class Client:
             v["item_id"] = item_id
             ttl = v["time_to_action_ms"] = self._elapsed(ref, ts_ms)
             event = _construct(ActionEvent, v)
-            return self._emit(event, size, lambda: score_action(action, ttl, self.policy))
+            return self._emit(event, size, score_action(action, ttl, self.policy))
         except (InvalidEvent, InvalidToken) as exc:
             self._reject(exc)
             return None
@@ -432,7 +432,7 @@ class Client:
             v["time_to_action_ms"] = self._elapsed(ref, ts_ms)
             event = _construct(CorrectionEvent, v)
             size += len(original) + len(corrected)
-            return self._emit(event, size, lambda: score_correction(similarity, self.policy))
+            return self._emit(event, size, score_correction(similarity, self.policy))
         except (InvalidEvent, InvalidToken) as exc:
             self._reject(exc)
             return None
@@ -475,7 +475,7 @@ class Client:
             v["dwell_ms"] = dwell
             v["time_to_action_ms"] = self._elapsed(ref, ts_ms)
             event = _construct(ToggleEvent, v)
-            return self._emit(event, size, lambda: score_toggle(state, dwell, self.policy))
+            return self._emit(event, size, score_toggle(state, dwell, self.policy))
         except (InvalidEvent, InvalidToken) as exc:
             self._reject(exc)
             return None
@@ -512,7 +512,7 @@ class Client:
             v["success"] = success
             v["delay_ms"] = delay
             event = _construct(OutcomeEvent, v)
-            return self._emit(event, size, lambda: score_outcome(success, delay, self.policy))
+            return self._emit(event, size, score_outcome(success, delay, self.policy))
         except (InvalidEvent, InvalidToken) as exc:
             self._reject(exc)
             return None
@@ -564,7 +564,7 @@ class Client:
             event = _construct(FeedbackEvent, v)
             size += len(comment or "")
             return self._emit(
-                event, size, lambda: score_feedback(r, (lo, hi), choice, comment, self.policy)
+                event, size, score_feedback(r, (lo, hi), choice, comment, self.policy)
             )
         except (InvalidEvent, InvalidToken) as exc:
             self._reject(exc)
@@ -599,7 +599,7 @@ class Client:
         """A snapshot of what this client recorded, rejected, dropped and delivered."""
         pipeline = self._pipeline
         return self._counters.snapshot(
-            self._seq, pipeline.exported, pipeline.pending, pipeline.lane_pending()
+            pipeline.seq, pipeline.exported, pipeline.pending, pipeline.lane_pending()
         )
 
     # -- internals -----------------------------------------------------------------------
@@ -611,6 +611,7 @@ class Client:
         self._new_producer()
         self._recent = OrderedDict()
         self._expanded = OrderedDict()
+        self._token_refs = {}
 
     def _check_text(self, field: str, value: object, *, allow_empty: bool) -> None:
         if not isinstance(value, str):
@@ -658,19 +659,10 @@ class Client:
 
     def _resolve(self, target: object, ts_ms: int) -> _Ref:
         if isinstance(target, Exposure):
-            return _ref_of(target)
+            return target._ref or _ref_of(target)
         if isinstance(target, str):
             if target.startswith(PREFIX):
-                claims = self._signer.verify(target, ts_ms)
-                known = self._known(claims.exposure_id)
-                return _Ref(
-                    claims.exposure_id,
-                    claims.shown_at_ms,
-                    claims.model,
-                    known.subject if known else None,
-                    known.trace_id if known else None,
-                    known.span_id if known else None,
-                )
+                return self._ref_from_token(target, ts_ms)
             exposure_id = _as_id(target)
             if exposure_id is not None:
                 known = self._known(exposure_id)
@@ -698,8 +690,12 @@ class Client:
     def _common(
         self, target: object, at: object, attributes: object, user_id: object
     ) -> tuple[dict[str, Any], _Ref, int, int]:
-        """Check the arguments every signal shares; return the event's common fields."""
-        if self._pipeline.closed:
+        """Check the arguments every signal shares; return the event's common fields.
+
+        The usual call (a handle or token, no ``at``, no attributes, no ``user_id``) takes the
+        short path on every step: this runs on the caller's thread for every signal.
+        """
+        if self._pipeline._closed:
             raise InvalidEvent("client", "recording after shutdown()", reason="after_shutdown")
         if at is None:
             ts_ns = time.time_ns()
@@ -709,11 +705,28 @@ class Client:
             ts_ms = self._ts_ms(at)
             ts_ns = ts_ms * 1_000_000
             event_id = _ids.new_id(ts_ns)
-        ref = self._resolve(target, ts_ms)
-        attrs, size = _check_attributes(attributes)
-        subject = self._subject(user_id, None, None, None, ref.subject)
+        if target.__class__ is Exposure:
+            ref = target._ref or _ref_of(target)
+        elif target.__class__ is str and target.startswith(PREFIX):
+            ref = self._token_refs.get(target)
+            if ref is None:
+                ref = self._ref_from_token(target, ts_ms)
+            else:
+                self._signer.check_age(ref.shown_at_ms, ts_ms)  # type: ignore[arg-type]
+        else:
+            ref = self._resolve(target, ts_ms)
+        if attributes is None:
+            attrs: dict[str, Any] = {}
+            size = _EVENT_OVERHEAD_BYTES
+        else:
+            attrs, size = _check_attributes(attributes)
+            size += _EVENT_OVERHEAD_BYTES
+        if user_id is None:
+            subject = _subject.get() or ref.subject or _EMPTY_SUBJECT
+        else:
+            subject = self._subject(user_id, None, None, None, ref.subject)
         trace_id, span_id = ref.trace_id, ref.span_id
-        if trace_id is None:
+        if trace_id is None and "opentelemetry.trace" in sys.modules:
             trace_id, span_id = self._trace_ids()
         values: dict[str, Any] = {
             "schema_version": SCHEMA_VERSION,
@@ -730,7 +743,23 @@ class Client:
             "attributes": attrs,
             "score": None,
         }
-        return values, ref, ts_ms, size + _EVENT_OVERHEAD_BYTES
+        return values, ref, ts_ms, size
+
+    def _ref_from_token(self, token: str, ts_ms: int) -> _Ref:
+        claims = self._signer.verify(token, ts_ms)
+        known = self._known(claims.exposure_id)
+        ref = _Ref(
+            claims.exposure_id,
+            claims.shown_at_ms,
+            claims.model,
+            known.subject if known else None,
+            known.trace_id if known else None,
+            known.span_id if known else None,
+        )
+        if len(self._token_refs) >= 4096:
+            self._token_refs.clear()
+        self._token_refs[token] = ref
+        return ref
 
     def _elapsed(self, ref: _Ref, ts_ms: int) -> float | None:
         if ref.shown_at_ms is None:
@@ -744,47 +773,75 @@ class Client:
             elapsed = 0  # clock skew between processes: the signal came right after
         return float(elapsed)
 
-    def _record_exposure(self, exp: Exposure) -> ExposureEvent | None:
+    def _record_exposure(self, exp: Exposure) -> bool:
+        """Record a finished exposure; False if it was rejected (counted).
+
+        Its inputs are checked and copied here, on the caller's thread. Unless a custom scorer
+        or a processor needs the event now, the frozen ``ExposureEvent`` itself is built from
+        the handle by the dispatcher (or by the first read of ``exp.event``): the decorator's
+        cost to the host stays a few microseconds.
+        """
         try:
             if not exp.valid:
-                return None
-            if self._pipeline.closed:
+                return False
+            if self._pipeline._closed:
                 raise InvalidEvent("client", "recording after shutdown()", reason="after_shutdown")
-            attrs, size = _check_attributes(exp.attributes)
-            items = self._items(exp.items)
-            shown = exp.shown_at_ms
-            v: dict[str, Any] = {
-                "schema_version": SCHEMA_VERSION,
-                "id": exp.id,
-                "ts": datetime.fromtimestamp(shown / 1000, UTC),
-                "service": self.service,
-                "exposure_id": exp.id,
-                "producer_id": self.producer_id,
-                "seq": 0,
-                "subject": exp.subject,
-                "model": exp.model,
-                "trace_id": exp.trace_id,
-                "span_id": exp.span_id,
-                "attributes": attrs,
-                "score": None,
-                "kind": "exposure",
-                "surface": exp.surface,
-                "items": items,
-                "latency_ms": exp._latency_ms,
-            }
-            event = _construct(ExposureEvent, v)
+            if exp.attributes is None:
+                attrs: dict[str, Any] = {}
+                size = _EVENT_OVERHEAD_BYTES
+            else:
+                attrs, size = _check_attributes(exp.attributes)
+                size += _EVENT_OVERHEAD_BYTES
+            items = self._items(exp.items) if exp.items else ()
+            exp.attributes = attrs
+            exp.items = items
+            exp.shown_at_ms  # noqa: B018 - fixes the time shown
+            size += 64 * len(items)
             self._remember(self._recent, exp.id, exp)
-            size += _EVENT_OVERHEAD_BYTES + 64 * len(items)
-            return self._emit(event, size, self._exposure_score)
+            if self.scorer is None and not self.processors:
+                if size > self._pipeline.max_queue_bytes:
+                    raise InvalidEvent("items", f"about {size} bytes: too large", "too_large")
+                exp._recorded = True
+                self._pipeline.submit(exp, size)
+                return True
+            unscored = self._exposure_event(exp, None)
+            event = self._emit(unscored, size, score_exposure(self.policy))
+            if event is None:
+                return False
+            exp._event = event
+            exp._recorded = True
+            return True
         except (InvalidEvent, InvalidToken) as exc:
             self._reject(exc)
-            return None
+            return False
         except Exception as exc:
             self._internal_error("exposure", exc)
-            return None
+            return False
 
-    def _exposure_score(self) -> Score:
-        return score_exposure(self.policy)
+    def _exposure_event(self, exp: Exposure, score: Score | None) -> ExposureEvent:
+        """The frozen event of a recorded exposure handle (its inputs already checked)."""
+        shown = exp.shown_at_ms
+        v: dict[str, Any] = {
+            "schema_version": SCHEMA_VERSION,
+            "id": exp.id,
+            "ts": datetime.fromtimestamp(shown / 1000, UTC),
+            "service": self.service,
+            "exposure_id": exp.id,
+            "producer_id": self.producer_id,
+            "seq": exp._seq,
+            "subject": exp.subject,
+            "model": exp.model,
+            "trace_id": exp.trace_id,
+            "span_id": exp.span_id,
+            "attributes": exp.attributes,
+            "score": score,
+            "kind": "exposure",
+            "surface": exp.surface,
+            "items": exp.items,
+            "latency_ms": exp._latency_ms,
+        }
+        event: ExposureEvent = _construct(ExposureEvent, v)
+        return event
 
     @staticmethod
     def _items(raw: Iterable[Any]) -> tuple[Item, ...]:
@@ -819,20 +876,10 @@ class Client:
             with contextlib.suppress(KeyError):  # another thread evicted it first
                 store.popitem(last=False)
 
-    def _emit(self, event: E, size: int, default_score: Callable[[], Score]) -> E | None:
-        s: Score | None = None
+    def _emit(self, event: E, size: int, default: Score) -> E | None:
+        """Score, process and queue a built event; ``default`` is the policy's score."""
         if self.scorer is not None:
-            try:
-                s = self.scorer(event, self.policy)
-                if s is not None and not isinstance(s, Score):
-                    raise TypeError(f"returned {type(s).__name__}, not Score")
-            except Exception as exc:
-                s = None
-                if self.strict:
-                    raise
-                self._counters.warn(
-                    "scorer", "signalkit: custom scorer failed (%r); used the default policy", exc
-                )
+            default = self._custom_score(event) or default
         if size > self._pipeline.max_queue_bytes:
             raise InvalidEvent(
                 "event",
@@ -840,7 +887,32 @@ class Client:
                 f"(max_queue_bytes={self._pipeline.max_queue_bytes})",
                 reason="too_large",
             )
-        event.__dict__["score"] = s or default_score()  # not yet published: still ours to set
+        event.__dict__["score"] = default  # not yet published: still ours to set
+        if self.processors:
+            processed = self._process(event)
+            if processed is None:
+                return None
+            event = processed
+        if not self._pipeline.submit(event, size) and self._pipeline.closed:
+            self._counters.drop("after_shutdown", 1, "recorded after shutdown()")
+        return event
+
+    def _custom_score(self, event: Event) -> Score | None:
+        assert self.scorer is not None
+        try:
+            s = self.scorer(event, self.policy)
+            if s is not None and not isinstance(s, Score):
+                raise TypeError(f"returned {type(s).__name__}, not Score")
+            return s
+        except Exception as exc:
+            if self.strict:
+                raise
+            self._counters.warn(
+                "scorer", "signalkit: custom scorer failed (%r); used the default policy", exc
+            )
+            return None
+
+    def _process(self, event: E) -> E | None:
         for processor in self.processors:
             try:
                 result = processor(event)
@@ -855,11 +927,6 @@ class Client:
                 self._counters.add("filtered")
                 return None
             event = result  # type: ignore[assignment]
-        with self._seq_lock:
-            self._seq += 1
-            event.__dict__["seq"] = self._seq
-        if not self._pipeline.submit(event, size) and self._pipeline.closed:
-            self._counters.drop("after_shutdown", 1, "recorded after shutdown()")
         return event
 
     def _reject(self, exc: InvalidEvent | InvalidToken) -> None:

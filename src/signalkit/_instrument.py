@@ -11,6 +11,7 @@ import contextlib
 import contextvars
 import functools
 import inspect
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from types import TracebackType
@@ -19,11 +20,14 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 from . import _ids
 from ._context import _exposure
 from .events import ExposureEvent, ModelRef, Subject
+from .scoring import score_exposure
 
 if TYPE_CHECKING:
     from ._client import Client
 
 __all__ = ["Exposure", "recommendation_decorator"]
+
+_build_lock = threading.Lock()
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -39,13 +43,16 @@ class Exposure:
     __slots__ = (
         "_client",
         "_context_token",
+        "_event",
         "_latency_ms",
+        "_recorded",
+        "_ref",
+        "_seq",
         "_shown_at_ms",
         "_started",
         "_token",
         "_tokens",
         "attributes",
-        "event",
         "id",
         "items",
         "model",
@@ -79,13 +86,15 @@ class Exposure:
         self._shown_at_ms: int | None = at_ms
         self._token: str | None = None
         self._context_token: contextvars.Token[Exposure | None] | None = None
-        self.event: ExposureEvent | None = None
-        """The recorded event, once the call returned (None before, or if it was rejected)."""
+        self._ref: Any = None  # what signals need of it, made once the time shown is fixed
+        self._event: ExposureEvent | None = None
+        self._recorded = False
+        self._seq = 0
         self.trace_id, self.span_id = client._trace_ids()
         self.valid = valid
 
     def __repr__(self) -> str:
-        state = "recorded" if self.event is not None else "open"
+        state = "recorded" if self._recorded else "open"
         return f"<Exposure {self.id} {self.surface!r} {state}>"
 
     @property
@@ -108,10 +117,19 @@ class Exposure:
             self._token = self._client._signer.sign(self.id, self.shown_at_ms, self.model)
         return self._token
 
+    @property
+    def event(self) -> ExposureEvent | None:
+        """The recorded event, once the call returned (None before, or if it was rejected)."""
+        if self._event is None and self._recorded:
+            with _build_lock:  # the dispatcher may be building it at this very moment
+                if self._event is None:
+                    client = self._client
+                    self._event = client._exposure_event(self, score_exposure(client.policy))
+        return self._event
+
     def _finish(self) -> None:
         self._latency_ms = (time.perf_counter() - self._started) * 1000
-        self.shown_at_ms  # noqa: B018 - fixes the time shown
-        self.event = self._client._record_exposure(self)
+        self._client._record_exposure(self)
 
     # -- context manager (sync and async) ------------------------------------------------
 

@@ -92,6 +92,8 @@ class Lane:
         self._deadline: float | None = None
         self._rng = random.Random()
         self._progress = 0
+        self.abandoned = 0
+        """Events this lane gave up on at shutdown."""
         self.shut = False
 
     # -- dispatcher side ---------------------------------------------------------------------
@@ -197,6 +199,7 @@ class Lane:
             self._backlog.clear()
             self._events = self._bytes = 0
             self.done += left
+            self.abandoned += left
             self._cv.notify_all()
         if left:
             self._counters.drop("shutdown", left, f"{self.name}: not delivered in time", self.name)

@@ -21,6 +21,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Literal
 
+from ._instrument import Exposure
 from ._lanes import Lane, exporter_name
 from ._stats import Counters, logger
 from .events import Event
@@ -84,9 +85,11 @@ class Pipeline:
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._done = threading.Condition(self._lock)
-        self._queue: deque[tuple[Event, int]] = deque()
+        self._queue: deque[tuple[Event | Exposure, int]] = deque()
         self._bytes = 0
         self._submitted = 0
+        self.seq = 0
+        """Events accepted (recorded) by this producer: the last ``seq`` given out."""
         self._completed = 0
         self._flush_target = 0
         self._thread: threading.Thread | None = None
@@ -120,11 +123,16 @@ class Pipeline:
 
     # -- caller side -------------------------------------------------------------------------
 
-    def submit(self, event: Event, size: int) -> bool:
+    def submit(self, event: Event | Exposure, size: int) -> bool:
         """Queue ``event`` (of about ``size`` bytes) without blocking; False if it was dropped."""
         dropped_oldest = 0
         full = False
         with self._lock:
+            self.seq += 1  # under the queue's lock: one lock per event, and seq in queue order
+            if isinstance(event, Exposure):
+                event._seq = self.seq
+            else:
+                event.__dict__["seq"] = self.seq  # not yet published: still ours to set
             if self._closed:
                 return False
             q = self._queue
@@ -253,7 +261,7 @@ class Pipeline:
             dispatcher_done
             and not left
             and len(stopped) == len(self.lanes)
-            and all(lane.pending == 0 for lane in self.lanes)
+            and all(lane.pending == 0 and lane.abandoned == 0 for lane in self.lanes)
         )
 
     def _shutdown_exporters(self, lanes: list[Lane]) -> None:
@@ -294,9 +302,9 @@ class Pipeline:
             if stop:
                 return
 
-    def _take(self, limit: int) -> tuple[list[Event], int]:
+    def _take(self, limit: int) -> tuple[list[Event | Exposure], int]:
         n = min(len(self._queue), limit)
-        batch: list[Event] = []
+        batch: list[Event | Exposure] = []
         size = 0
         for _ in range(n):
             event, event_size = self._queue.popleft()
@@ -305,7 +313,22 @@ class Pipeline:
             batch.append(event)
         return batch, size
 
-    def _offer(self, batch: list[Event], size: int) -> None:
+    @staticmethod
+    def _events_of(batch: list[Event | Exposure]) -> list[Event]:
+        # Exposure handles queued by the decorator become their frozen events here, off the
+        # caller's thread.
+        events: list[Event] = []
+        for entry in batch:
+            if isinstance(entry, Exposure):
+                event = entry.event
+                assert event is not None  # queued only once recorded
+                events.append(event)
+            else:
+                events.append(entry)
+        return events
+
+    def _offer(self, queued: list[Event | Exposure], size: int) -> None:
+        batch = self._events_of(queued)
         for lane in self.lanes:
             lane.offer(batch, size)
 

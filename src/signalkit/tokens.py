@@ -70,7 +70,15 @@ class TokenSigner:
     Secrets never appear in ``repr``, logs or exception messages.
     """
 
-    __slots__ = ("_cache", "_keys", "_signing", "ephemeral", "max_age_ms", "max_skew_ms")
+    __slots__ = (
+        "_cache",
+        "_keys",
+        "_models",
+        "_signing",
+        "ephemeral",
+        "max_age_ms",
+        "max_skew_ms",
+    )
 
     def __init__(
         self,
@@ -99,8 +107,9 @@ class TokenSigner:
         self.ephemeral = not raw
         if not raw:
             raw = [_secrets.token_bytes(32)]
-        self._keys = {_kid(k): k for k in raw}
-        self._signing = (_kid(raw[0]), raw[0])
+        self._keys = {_kid(k): hmac.new(k, digestmod=hashlib.sha256) for k in raw}
+        self._signing = (_kid(raw[0]), self._keys[_kid(raw[0])])
+        self._models: dict[tuple[str | None, str | None, str | None], ModelRef] = {}
         self.max_age_ms = int(max_age_s * 1000)
         self.max_skew_ms = int(max_skew_s * 1000)
         self._cache: dict[str, TokenClaims] = {}
@@ -119,7 +128,9 @@ class TokenSigner:
             + _pack_str(m.version)
             + _pack_str(m.variant)
         )
-        tag = hmac.digest(key, body, "sha256")[:_TAG_LEN]
+        mac = key.copy()  # the key's inner and outer hash states are computed once
+        mac.update(body)
+        tag = mac.digest()[:_TAG_LEN]
         return PREFIX + base64.urlsafe_b64encode(body + tag).rstrip(b"=").decode("ascii")
 
     def verify(self, token: str, now_ms: int | None = None) -> TokenClaims:
@@ -133,8 +144,14 @@ class TokenSigner:
             if len(self._cache) >= 4096:
                 self._cache.clear()
             self._cache[token] = claims
+        self.check_age(claims.shown_at_ms, now_ms)
+        return claims
+
+    def check_age(self, shown_at_ms: int, now_ms: int | None = None) -> None:
+        """Raise :class:`InvalidToken` if an exposure shown at ``shown_at_ms`` is too old (or
+        too far in the future) for a signal at ``now_ms``."""
         now = time.time_ns() // 1_000_000 if now_ms is None else now_ms
-        age = now - claims.shown_at_ms
+        age = now - shown_at_ms
         if age > self.max_age_ms:
             raise InvalidToken(
                 "expired",
@@ -143,7 +160,6 @@ class TokenSigner:
             )
         if -age > self.max_skew_ms:
             raise InvalidToken("future", f"token is dated {-age // 1000} s after the signal's time")
-        return claims
 
     def _verify_signature(self, token: object) -> TokenClaims:
         if not isinstance(token, str):
@@ -172,7 +188,9 @@ class TokenSigner:
                 else ""
             )
             raise InvalidToken("unknown_key", f"signed by key {kid.hex()}, not one of ours{hint}")
-        if not hmac.compare_digest(hmac.digest(key, body, "sha256")[:_TAG_LEN], tag):
+        mac = key.copy()
+        mac.update(body)
+        if not hmac.compare_digest(mac.digest()[:_TAG_LEN], tag):
             raise InvalidToken("tampered", "signature does not match its contents")
         _, id_bytes, shown_at_ms = _HEAD.unpack_from(body)
         pos = _HEAD.size
@@ -190,5 +208,12 @@ class TokenSigner:
             raise InvalidToken("malformed", "bad model reference") from None
         if pos != len(body):
             raise InvalidToken("malformed", "trailing bytes")
-        model = ModelRef(name=parts[0], version=parts[1], variant=parts[2])
-        return TokenClaims(str(uuid.UUID(bytes=id_bytes)), shown_at_ms, model, kid.hex())
+        key3 = (parts[0], parts[1], parts[2])
+        model = self._models.get(key3)
+        if model is None:  # authenticated by the tag, and few: validate once, then memoise
+            model = ModelRef(name=parts[0], version=parts[1], variant=parts[2])
+            if len(self._models) < 1024:
+                self._models[key3] = model
+        h = id_bytes.hex()
+        exposure_id = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+        return TokenClaims(exposure_id, shown_at_ms, model, kid.hex())
