@@ -266,7 +266,7 @@ class Client:
         )
         self._models: dict[tuple[str | None, str | None, str | None], ModelRef] = {}
         self._token_refs: dict[str, _Ref] = {}
-        self._recent: OrderedDict[str, _Ref | Exposure] = OrderedDict()
+        self._recent: OrderedDict[str, _Ref] = OrderedDict()
         self._expanded: OrderedDict[tuple[str, str | None], int] = OrderedDict()
         self._new_producer()
         _live.add(self)
@@ -684,8 +684,7 @@ class Client:
 
     def _known(self, exposure_id: str) -> _Ref | None:
         """What this process remembers of a recent exposure."""
-        known = self._recent.get(exposure_id)
-        return _ref_of(known) if isinstance(known, Exposure) else known
+        return self._recent.get(exposure_id)
 
     def _common(
         self, target: object, at: object, attributes: object, user_id: object
@@ -797,7 +796,8 @@ class Client:
             exp.items = items
             exp.shown_at_ms  # noqa: B018 - fixes the time shown
             size += 64 * len(items)
-            self._remember(self._recent, exp.id, exp)
+            # a small _Ref, not the handle: evicting it later must not free an event here
+            self._remember(self._recent, exp.id, _ref_of(exp))
             if self.scorer is None and not self.processors:
                 if size > self._pipeline.max_queue_bytes:
                     raise InvalidEvent("items", f"about {size} bytes: too large", "too_large")

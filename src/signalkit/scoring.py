@@ -7,6 +7,7 @@ every default number is in ``docs/scoring.md``.
 
 from __future__ import annotations
 
+import math
 import tomllib
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -243,16 +244,22 @@ def _latency(index: int, p: ScoringPolicy) -> tuple[float, Reason]:
 # the caller's thread cheap. Keyed by id() with the policy kept alongside (policies are few,
 # and an id reused by a new policy is detected by the identity check).
 _CACHE_MAX = 4096
-_caches: dict[int, tuple[ScoringPolicy, dict[tuple[Any, ...], Score]]] = {}
+_Entry = tuple["ScoringPolicy", dict[tuple[Any, ...], Score], tuple[float, ...]]
+_caches: dict[int, _Entry] = {}
 
 
-def _cache_of(p: ScoringPolicy) -> dict[tuple[Any, ...], Score]:
+def _entry(p: ScoringPolicy) -> _Entry:
     entry = _caches.get(id(p))
     if entry is None or entry[0] is not p:
         if len(_caches) >= 64:
             _caches.clear()
-        entry = _caches[id(p)] = (p, {})
-    return entry[1]
+        bounds = tuple(math.inf if b.below_ms is None else b.below_ms for b in p.latency_bands)
+        entry = _caches[id(p)] = (p, {}, bounds)
+    return entry
+
+
+def _cache_of(p: ScoringPolicy) -> dict[tuple[Any, ...], Score]:
+    return _entry(p)[1]
 
 
 def _cached(p: ScoringPolicy, key: tuple[Any, ...], make: Callable[[], Score]) -> Score:
@@ -267,8 +274,15 @@ def _cached(p: ScoringPolicy, key: tuple[Any, ...], make: Callable[[], Score]) -
 
 def score_action(action: str, time_to_action_ms: float | None, p: ScoringPolicy) -> Score:
     """Score of an action: the action's base, times its time-to-action band."""
-    band = _band(time_to_action_ms, p)
-    found = _cache_of(p).get(("action", action, band))
+    entry = _caches.get(id(p))
+    if entry is None or entry[0] is not p:
+        entry = _entry(p)
+    band = -1
+    if time_to_action_ms is not None:
+        for band, bound in enumerate(entry[2]):  # noqa: B007 - the band is the result
+            if time_to_action_ms < bound:
+                break
+    found = entry[1].get(("action", action, band))
     if found is not None:  # the common case, kept short: this runs on the caller's thread
         return found
 
