@@ -42,6 +42,7 @@ CONTRACT = {
     "JsonlExporter",
     "ConsoleExporter",
     "MemoryExporter",
+    "OtelExporter",
     "Exporter",
     "ExportResult",
     "InvalidToken",

@@ -41,6 +41,7 @@ from .exporters import (
     ExportResult,
     JsonlExporter,
     MemoryExporter,
+    OtelExporter,
     RetryPolicy,
 )
 from .scoring import DEFAULT_POLICY, Scorer, ScoringPolicy, rescore, score
@@ -68,6 +69,7 @@ __all__ = [
     "JsonlExporter",
     "MemoryExporter",
     "ModelRef",
+    "OtelExporter",
     "OutcomeEvent",
     "Processor",
     "Reason",

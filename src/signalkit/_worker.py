@@ -204,7 +204,23 @@ class Pipeline:
                     self._done.wait(remaining)
             # every event up to target has been offered to every lane
             targets = [(lane, lane.offered) for lane in self.lanes]
-        return all(lane.wait_done(t, deadline) for lane, t in targets)
+        done = all(lane.wait_done(t, deadline) for lane, t in targets)
+        return self._force_flush_exporters(deadline) and done
+
+    def _force_flush_exporters(self, deadline: float | None) -> bool:
+        """Exporters with a buffer of their own (OpenTelemetry's) are flushed too."""
+        ok = True
+        for lane in self.lanes:
+            force_flush = getattr(lane.exporter, "force_flush", None)
+            if not callable(force_flush):
+                continue
+            remaining = 30.0 if deadline is None else max(deadline - time.monotonic(), 0.0)
+            try:
+                ok = force_flush(remaining) is not False and ok
+            except Exception as exc:
+                logger.warning("signalkit: %s.force_flush() failed: %r", lane.name, exc)
+                ok = False
+        return ok
 
     def _flush_sync(self, deadline: float | None) -> bool:
         """Serverless mode: deliver everything on this thread, within the deadline."""
@@ -214,7 +230,7 @@ class Pipeline:
             for lane in self.lanes:
                 ok = lane.drain_here(deadline) and ok
             self._counters.emit_warnings()
-            return ok
+            return self._force_flush_exporters(deadline) and ok
 
     def shutdown(self, timeout: float | None = None) -> bool:
         """Deliver what is queued (within ``timeout``), stop the threads, shut the exporters.

@@ -4,6 +4,7 @@ from .base import Exporter, ExportFailure, ExportResult, RetryPolicy
 from .console import ConsoleExporter
 from .jsonl import JsonlExporter
 from .memory import MemoryExporter
+from .otel import OtelExporter
 
 __all__ = [
     "ConsoleExporter",
@@ -12,5 +13,6 @@ __all__ = [
     "Exporter",
     "JsonlExporter",
     "MemoryExporter",
+    "OtelExporter",
     "RetryPolicy",
 ]
