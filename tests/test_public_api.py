@@ -42,6 +42,7 @@ CONTRACT = {
     "JsonlExporter",
     "ConsoleExporter",
     "MemoryExporter",
+    "HttpExporter",
     "OtelExporter",
     "Exporter",
     "ExportResult",

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from ._retry import backoff_delay
 from ._stats import Counters, logger
 from .events import Event
 from .exporters.base import Exporter, ExportFailure, ExportResult, RetryPolicy
@@ -36,18 +37,6 @@ def exporter_name(exporter: Exporter) -> str:
 class _Batch:
     events: list[Event]
     size: int
-
-
-def backoff_s(
-    attempt: int, policy: RetryPolicy, retry_after_s: float | None, rng: random.Random
-) -> float:
-    """Full-jitter exponential backoff for attempt ``attempt`` (1, 2, ...), never below the
-    sink's Retry-After (capped at ``policy.max_retry_after_s``)."""
-    ceiling = min(policy.cap_s, policy.base_s * 2 ** min(attempt - 1, 60))
-    delay = rng.uniform(0.0, ceiling)
-    if retry_after_s is not None:
-        delay = max(delay, min(retry_after_s, policy.max_retry_after_s))
-    return delay
 
 
 class Lane:
@@ -76,6 +65,9 @@ class Lane:
         self.max_batch_events = _positive(getattr(exporter, "max_batch_events", None))
         self.max_batch_bytes = _positive(getattr(exporter, "max_batch_bytes", None))
         self.max_event_bytes = _positive(getattr(exporter, "max_event_bytes", None))
+        envelope = _positive(getattr(exporter, "envelope_bytes", None)) or 64
+        if self.max_batch_bytes is not None:  # room for the body around the events
+            self.max_batch_bytes = max(self.max_batch_bytes - envelope, 1)
         self.reset()
 
     def reset(self) -> None:
@@ -309,7 +301,7 @@ class Lane:
                 first_attempt = time.monotonic()
                 continue
             self._counters.add("retried")
-            delay = backoff_s(attempt, p, failure.retry_after_s, self._rng)
+            delay = backoff_delay(attempt, p, failure.retry_after_s, self._rng)
             self._counters.warn(
                 f"retry:{self.name}",
                 "signalkit: %s did not take a batch (%s); retrying in %.1f s",

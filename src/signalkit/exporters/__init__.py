@@ -2,6 +2,7 @@
 
 from .base import Exporter, ExportFailure, ExportResult, RetryPolicy
 from .console import ConsoleExporter
+from .http import HttpExporter
 from .jsonl import JsonlExporter
 from .memory import MemoryExporter
 from .otel import OtelExporter
@@ -11,6 +12,7 @@ __all__ = [
     "ExportFailure",
     "ExportResult",
     "Exporter",
+    "HttpExporter",
     "JsonlExporter",
     "MemoryExporter",
     "OtelExporter",
