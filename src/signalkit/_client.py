@@ -15,7 +15,7 @@ import secrets
 import sys
 import time
 import weakref
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -265,8 +265,12 @@ class Client:
             delivery=delivery,
         )
         self._models: dict[tuple[str | None, str | None, str | None], ModelRef] = {}
+        self._surfaces: set[str] = set()
         self._token_refs: dict[str, _Ref] = {}
-        self._recent: OrderedDict[str, _Ref] = OrderedDict()
+        # exposure ids are unique: a dict plus the order of arrival evicts in O(1), cheaper
+        # than an OrderedDict on the decorator's path
+        self._recent: dict[str, _Ref] = {}
+        self._recent_order: deque[str] = deque()
         self._expanded: OrderedDict[tuple[str, str | None], int] = OrderedDict()
         self._new_producer()
         _live.add(self)
@@ -357,6 +361,22 @@ class Client:
             self._internal_error("exposure", exc)
             valid = False
         return Exposure(self, surface, ref, subject, attributes, at_ms=at_ms, valid=valid)
+
+    def _open_exposure(
+        self, surface: str, model: object, version: object, variant: object
+    ) -> Exposure:
+        """``exposure()`` for the decorator's usual case: subject from the context, no
+        attributes, shown now. Checks stay the same; only the keyword plumbing goes."""
+        try:
+            if surface.__class__ is not str or surface not in self._surfaces:
+                _check_name("surface", surface)
+                if len(self._surfaces) < 1024:
+                    self._surfaces.add(surface)
+            ref = self._model_ref(model, version, variant)
+        except InvalidEvent as exc:
+            self._reject(exc)
+            return Exposure(self, surface, _EMPTY_MODEL, _EMPTY_SUBJECT, None, valid=False)
+        return Exposure(self, surface, ref, _subject.get() or _EMPTY_SUBJECT, None)
 
     def _model_ref(self, name: object, version: object, variant: object) -> ModelRef:
         key = (name, version, variant)
@@ -609,7 +629,8 @@ class Client:
         # seq and counters, so a sink never confuses the two streams.
         self._counters.reset()
         self._new_producer()
-        self._recent = OrderedDict()
+        self._recent = {}
+        self._recent_order = deque()
         self._expanded = OrderedDict()
         self._token_refs = {}
 
@@ -797,7 +818,12 @@ class Client:
             exp.shown_at_ms  # noqa: B018 - fixes the time shown
             size += 64 * len(items)
             # a small _Ref, not the handle: evicting it later must not free an event here
-            self._remember(self._recent, exp.id, _ref_of(exp))
+            self._recent[exp.id] = _ref_of(exp)
+            order = self._recent_order
+            order.append(exp.id)
+            if len(order) > _RECENT_MAX:
+                with contextlib.suppress(IndexError):  # another thread evicted the last one
+                    self._recent.pop(order.popleft(), None)
             if self.scorer is None and not self.processors:
                 if size > self._pipeline.max_queue_bytes:
                     raise InvalidEvent("items", f"about {size} bytes: too large", "too_large")

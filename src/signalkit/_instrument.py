@@ -11,6 +11,7 @@ import contextlib
 import contextvars
 import functools
 import inspect
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -90,7 +91,10 @@ class Exposure:
         self._event: ExposureEvent | None = None
         self._recorded = False
         self._seq = 0
-        self.trace_id, self.span_id = client._trace_ids()
+        if "opentelemetry.trace" in sys.modules:  # only if the application uses OpenTelemetry
+            self.trace_id, self.span_id = client._trace_ids()
+        else:
+            self.trace_id = self.span_id = None
         self.valid = valid
 
     def __repr__(self) -> str:
@@ -182,21 +186,25 @@ def recommendation_decorator(
     ``signalkit.configure()`` made after the function was decorated.
     """
 
+    static_subject = any(v is not None for v in subject.values())
+
     def open_exposure() -> Exposure | None:
         client = get_client()
         if client is None:  # the default client could not start (already logged)
             return None
-        return client.exposure(
-            surface,
-            model=model,
-            model_version=model_version,
-            model_variant=model_variant,
-            attributes=attributes,
-            user_id=subject["user_id"],
-            anonymous_id=subject["anonymous_id"],
-            session_id=subject["session_id"],
-            tenant_id=subject["tenant_id"],
-        )
+        if static_subject or attributes is not None:
+            return client.exposure(
+                surface,
+                model=model,
+                model_version=model_version,
+                model_variant=model_variant,
+                attributes=attributes,
+                user_id=subject["user_id"],
+                anonymous_id=subject["anonymous_id"],
+                session_id=subject["session_id"],
+                tenant_id=subject["tenant_id"],
+            )
+        return client._open_exposure(surface, model, model_version, model_variant)
 
     def finish(exp: Exposure, result: Any) -> None:
         if items is not None:
@@ -204,7 +212,8 @@ def recommendation_decorator(
                 exp.items = items(result)
             except Exception as exc:  # the user's extractor must not break their call
                 exp._client._internal_error("items", exc)
-        exp._finish()
+        exp._latency_ms = (time.perf_counter() - exp._started) * 1000
+        exp._client._record_exposure(exp)
 
     def decorate(fn: Callable[P, R]) -> Callable[P, R]:
         if inspect.iscoroutinefunction(fn):
