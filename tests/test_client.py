@@ -1296,7 +1296,7 @@ def test_an_exporter_without_export_is_a_config_error() -> None:
         ("max_text_chars", "many"),
         ("on_queue_full", "block"),
         ("flush_interval_s", 0),
-        ("spool", "/tmp/spool"),
+        ("spool", 42),
     ],
 )
 def test_a_bad_option_is_a_config_error_naming_it(option: str, value: Any) -> None:

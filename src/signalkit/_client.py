@@ -199,7 +199,9 @@ class Client:
         policy: ScoringPolicy | None = None,
         scorer: Scorer | None = None,
         processors: Sequence[Processor] = (),
-        spool: object | None = None,
+        spool: str | os.PathLike[str] | None = None,
+        spool_fsync: Literal["always", "interval", "never"] = "interval",
+        spool_max_bytes: int = 256 * 1024 * 1024,
         strict: bool = False,
         token_max_age_s: float = 30 * 86_400,
         max_text_chars: int = 32_000,
@@ -222,8 +224,10 @@ class Client:
         for i, p in enumerate(processors):
             if not callable(p):
                 raise ConfigError(f"processors[{i}]: must be a callable (event) -> event | None")
-        if spool is not None:
-            raise ConfigError("spool: the durable spool is not available in this version")
+        if spool is not None and not isinstance(spool, str | os.PathLike):
+            raise ConfigError("spool: a directory path (str or Path), e.g. '.signalkit/spool'")
+        if spool_fsync not in ("always", "interval", "never"):
+            raise ConfigError("spool_fsync: must be 'always', 'interval' or 'never'")
         for name, value in (
             ("max_text_chars", max_text_chars),
             ("max_queue", max_queue),
@@ -263,6 +267,8 @@ class Client:
             on_full=on_queue_full,
             exit_timeout_s=exit_timeout_s,
             delivery=delivery,
+            spool=None if spool is None else Path(spool),
+            spool_options={"fsync": spool_fsync, "max_bytes": spool_max_bytes},
         )
         self._models: dict[tuple[str | None, str | None, str | None], ModelRef] = {}
         self._surfaces: set[str] = set()
@@ -619,7 +625,11 @@ class Client:
         """A snapshot of what this client recorded, rejected, dropped and delivered."""
         pipeline = self._pipeline
         return self._counters.snapshot(
-            pipeline.seq, pipeline.exported, pipeline.pending, pipeline.lane_pending()
+            pipeline.seq,
+            pipeline.exported,
+            pipeline.pending,
+            pipeline.lane_pending(),
+            pipeline.lane_recovered(),
         )
 
     # -- internals -----------------------------------------------------------------------

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ._retry import backoff_delay
+from ._spool import Spool
 from ._stats import Counters, logger
-from .events import Event
+from .events import Event, parse_event
 from .exporters.base import Exporter, ExportFailure, ExportResult, RetryPolicy
 
 __all__ = ["Lane", "exporter_name"]
@@ -84,6 +85,12 @@ class Lane:
         self._deadline: float | None = None
         self._rng = random.Random()
         self._progress = 0
+        self.spool: Spool | None = None
+        """Set by the pipeline when delivery reads from the durable spool at this lane's cursor."""
+        self._spool_dirty = False
+        self.read_limit = 512
+        self.recovered = 0
+        """Events an earlier run left in the spool for this lane."""
         self.abandoned = 0
         """Events this lane gave up on at shutdown."""
         self.shut = False
@@ -174,15 +181,75 @@ class Lane:
     def _run(self) -> None:
         while True:
             with self._lock:
-                while not self._backlog and not self._closing:
+                while not self._backlog and not self._spool_dirty and not self._closing:
                     self._cv.wait()
-                if not self._backlog:
+                if not self._backlog and not self._spool_dirty:
                     return
                 if self._past_deadline():
                     break
-            self._deliver_next()
+                from_spool = not self._backlog
+                if from_spool:
+                    self._spool_dirty = False  # cleared before reading: no wake-up is lost
+            if from_spool:
+                if self._deliver_from_spool():
+                    with self._lock:
+                        self._spool_dirty = True  # more to read
+            else:
+                self._deliver_next()
             self._counters.emit_warnings()
         self._abandon_backlog()
+
+    # -- spool mode --------------------------------------------------------------------------
+
+    def spooled(self, count: int) -> None:
+        """``count`` more events are in the spool for this lane (appended, or found at start)."""
+        with self._lock:
+            self.offered += count
+            self._spool_dirty = True
+            if self._thread is None and self.threaded:
+                self._start()
+            self._cv.notify_all()
+
+    def _deliver_from_spool(self) -> bool:
+        """Read one batch at this lane's cursor, deliver it, acknowledge what is done.
+        True if there may be more to read."""
+        spool = self.spool
+        if spool is None:
+            return False
+        records = spool.read(self.name, self.read_limit, self.max_batch_bytes)
+        if not records:
+            return False
+        events: list[Event] = []
+        seqs: list[int] = []
+        unreadable = 0
+        for seq, data in records:
+            try:
+                events.append(parse_event(data))
+                seqs.append(seq)
+            except ValueError:
+                unreadable += 1  # checksummed, so only an older or newer schema gets here
+        if unreadable:
+            self._counters.drop("spool_corrupt", unreadable, "unreadable record", self.name)
+        self._progress = 0
+        rest: list[Event] = []
+        try:
+            rest = self._deliver(events)
+        except Exception as exc:  # a bug of ours: count the rest, keep the lane alive
+            logger.warning("signalkit: lane %s failed on a batch: %r", self.name, exc)
+            self._counters.drop("internal_error", len(events) - self._progress, "", self.name)
+            self._progress = len(events)
+        # delivery keeps order, so what is done is a prefix: acknowledge up to its last record
+        done_events = len(events) - len(rest)
+        last_done = seqs[done_events - 1] if done_events else (0 if rest else records[-1][0])
+        if not rest:
+            last_done = records[-1][0]
+        done_records = sum(1 for seq, _ in records if seq <= last_done)
+        if done_records:
+            spool.ack(self.name, last_done)
+        with self._lock:
+            self.done += done_records
+            self._cv.notify_all()
+        return not rest and len(records) >= self.read_limit
 
     def _abandon_backlog(self) -> None:
         """Count what the shutdown deadline left undelivered (once: under the lock)."""

@@ -28,6 +28,8 @@ class ExporterStats:
     """Events lost for this exporter, by reason (including losses before fan-out)."""
     pending: int
     """Events accepted and not yet delivered to, or dropped for, this exporter."""
+    recovered: int = 0
+    """Events an earlier run left in the spool for this exporter (delivered by this one)."""
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,8 @@ class Stats:
     """Accepted events some exporter has not yet finished with."""
 
     exporters: dict[str, ExporterStats] = field(default_factory=dict)
-    """Per exporter: ``recorded == delivered + sum(dropped.values()) + pending`` exactly."""
+    """Per exporter, exactly: ``recorded + recovered == delivered + sum(dropped.values()) +
+    pending`` (``recovered`` is 0 without a spool)."""
 
     @property
     def total_rejected(self) -> int:
@@ -155,7 +158,14 @@ class Counters:
                 return
             logger.warning(fmt, *args)
 
-    def snapshot(self, recorded: int, exported: int, pending: int, lanes: dict[str, int]) -> Stats:
+    def snapshot(
+        self,
+        recorded: int,
+        exported: int,
+        pending: int,
+        lanes: dict[str, int],
+        recovered: dict[str, int] | None = None,
+    ) -> Stats:
         """A consistent copy; ``lanes`` maps each exporter to its pending count."""
         with self._lock:
             common = {
@@ -169,7 +179,10 @@ class Counters:
                     if count:
                         mine[reason] = mine.get(reason, 0) + count
                 exporters[name] = ExporterStats(
-                    delivered=self.delivered.get(name, 0), dropped=mine, pending=lane_pending
+                    delivered=self.delivered.get(name, 0),
+                    dropped=mine,
+                    pending=lane_pending,
+                    recovered=(recovered or {}).get(name, 0),
                 )
             return Stats(
                 recorded=recorded,

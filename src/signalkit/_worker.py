@@ -19,10 +19,13 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Sequence
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
+from ._errors import ConfigError
 from ._instrument import Exposure
 from ._lanes import Lane, exporter_name
+from ._spool import Spool
 from ._stats import Counters, logger
 from .events import Event
 from .exporters.base import Exporter
@@ -48,6 +51,8 @@ class Pipeline:
         on_full: FullPolicy = "drop_newest",
         exit_timeout_s: float = 2.0,
         delivery: Delivery = "background",
+        spool: Path | None = None,
+        spool_options: dict[str, Any] | None = None,
     ) -> None:
         self.exporters = list(exporters)
         self._counters = counters
@@ -58,6 +63,8 @@ class Pipeline:
         self.on_full = on_full
         self.exit_timeout_s = exit_timeout_s
         self.delivery = delivery
+        self.spool_root = spool
+        self.spool_options = dict(spool_options or {})
         names: list[str] = []
         for exporter in self.exporters:
             base = name = exporter_name(exporter)
@@ -80,6 +87,10 @@ class Pipeline:
         self._reset()
         counters.on_warning = self._wake_for_warnings
         _live.add(self)
+        if spool is not None and delivery == "background":
+            # resume what an earlier run left in the spool now, not at the first new event
+            with self._lock:
+                self._start()
 
     def _reset(self) -> None:
         self._lock = threading.Lock()
@@ -97,6 +108,8 @@ class Pipeline:
         self._exporters_shut = False
         self._warn_pending = False
         self._sync_lock = threading.Lock()
+        self._spool: Spool | None = None
+        self._spool_retry_at = 0.0
         for lane in self.lanes:
             lane.reset()
 
@@ -113,6 +126,9 @@ class Pipeline:
     def lane_pending(self) -> dict[str, int]:
         queued = self._submitted - self._completed
         return {lane.name: queued + lane.pending for lane in self.lanes}
+
+    def lane_recovered(self) -> dict[str, int]:
+        return {lane.name: lane.recovered for lane in self.lanes}
 
     @property
     def exported(self) -> int:
@@ -272,6 +288,8 @@ class Pipeline:
             lane.close(deadline)
         stopped = [lane for lane in self.lanes if lane.join(deadline)]
         self._shutdown_exporters(stopped)
+        if self._spool is not None and len(stopped) == len(self.lanes):
+            self._spool.close()  # what is left in it is delivered by the next run
         self._counters.emit_warnings()
         return (
             dispatcher_done
@@ -293,6 +311,8 @@ class Pipeline:
     # -- dispatcher thread -------------------------------------------------------------------
 
     def _run(self) -> None:
+        if self.spool_root is not None:
+            self._open_spool()
         while True:
             with self._lock:
                 deadline = time.monotonic() + self.interval_s
@@ -345,8 +365,46 @@ class Pipeline:
 
     def _offer(self, queued: list[Event | Exposure], size: int) -> None:
         batch = self._events_of(queued)
+        spool = self._open_spool()
+        if spool is not None:
+            result = spool.append([event.to_json() for event in batch])
+            if result.ok:
+                self._counters.add("spooled", len(batch))
+                for lane in self.lanes:
+                    lane.spooled(len(batch))
+                return
+            self._counters.warn(
+                f"spool:{result.reason}",
+                "signalkit: the spool refused a batch (%s); keeping it in memory",
+                result.reason,
+            )
         for lane in self.lanes:
             lane.offer(batch, size)
+
+    def _open_spool(self) -> Spool | None:
+        """The durable spool, opened on the dispatcher thread (never the caller's)."""
+        if self._spool is not None or self.spool_root is None:
+            return self._spool
+        now = time.monotonic()
+        if now < self._spool_retry_at:
+            return None
+        try:
+            spool = Spool.open_slot(self.spool_root, on_full="reject", **self.spool_options)
+        except ConfigError as exc:
+            self._spool_retry_at = now + 30.0
+            self._counters.warn(
+                "spool:open", "signalkit: no spool (%s); delivering from memory", exc
+            )
+            return None
+        self._spool = spool
+        for lane in self.lanes:
+            spool.add_cursor(lane.name)
+            lane.spool = spool
+            left = spool.pending(lane.name)
+            if left:
+                lane.recovered += left
+                lane.spooled(left)
+        return spool
 
     def _dispatch_all(self) -> None:
         while True:
