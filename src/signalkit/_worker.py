@@ -397,6 +397,18 @@ class Pipeline:
             )
             return None
         self._spool = spool
+        names = {lane.name for lane in self.lanes}
+        for stale in set(spool.cursors()) - names:  # an exporter no longer configured
+            left = spool.pending(stale)
+            spool.remove_cursor(stale)
+            if left:
+                self._counters.warn(
+                    f"spool:stale:{stale}",
+                    "signalkit: exporter %r is no longer configured; its %d spooled events "
+                    "are released",
+                    stale,
+                    left,
+                )
         for lane in self.lanes:
             spool.add_cursor(lane.name)
             lane.spool = spool
