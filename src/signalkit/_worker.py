@@ -288,8 +288,11 @@ class Pipeline:
             lane.close(deadline)
         stopped = [lane for lane in self.lanes if lane.join(deadline)]
         self._shutdown_exporters(stopped)
-        if self._spool is not None and len(stopped) == len(self.lanes):
-            self._spool.close()  # what is left in it is delivered by the next run
+        if self._spool is not None:
+            # What is left in it is delivered by the next run. A lane still inside an export
+            # finds the spool closed: its acknowledgement is lost and the next run re-sends
+            # that batch (at least once, ids for dedupe).
+            self._spool.close()
         self._counters.emit_warnings()
         return (
             dispatcher_done
