@@ -131,3 +131,72 @@ def test_kill_9_loses_nothing_older_than_the_documented_window(tmp_path: Path) -
         assert set(received) <= {event_id for event_id, _ in recorded}
         duplicates = len(received) - len(set(received))
         assert duplicates == 0  # nothing was acknowledged twice: the sink was down throughout
+
+
+def test_a_forked_child_never_shares_the_parents_spool(tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    with FaultySink() as sink:
+        client = sk.Client(
+            "svc",
+            exporters=[sk.HttpExporter(sink.url, timeout_s=0.5, retry_policy=QUICK)],
+            secret=SECRET,
+            spool=spool,
+        )
+        with client.exposure("parent") as exp:
+            pass
+        assert client.flush(5)
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                with client.exposure("child") as child_exp:
+                    pass
+                code = 0 if client.flush(5) and child_exp.event is not None else 2
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        with client.exposure("parent-again") as again:
+            pass
+        assert client.flush(5)
+        client.shutdown(2)
+        received = sink.accepted_ids()
+        assert len(received) == len(set(received)) == 3
+        assert {exp.id, again.id} <= set(received)
+    slots = sorted(p.name for p in spool.iterdir() if p.name.startswith("slot-"))
+    assert slots == ["slot-0", "slot-1"]  # the child opened its own
+
+
+SERVERLESS = """
+import sys, signalkit as sk
+client = sk.Client("fn", exporters=[sk.HttpExporter(sys.argv[1], timeout_s=2)],
+                   secret="s" * 32, delivery="sync")
+with client.exposure("handler") as exp:
+    pass
+for i in range(99):
+    client.action(exp, "clicked", attributes={"i": i})
+ok = client.flush(10)
+print("flushed" if ok else "failed", flush=True)
+sys.stdin.read()  # the platform freezes the process here
+"""
+
+
+def test_serverless_flush_delivers_everything_before_the_process_is_frozen() -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    with FaultySink() as sink:
+        for _ in range(5):
+            sink.reset()
+            proc = subprocess.Popen(
+                [sys.executable, "-c", SERVERLESS, sink.url],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                env=env,
+                text=True,
+            )
+            assert proc.stdout is not None
+            assert proc.stdout.readline().strip() == "flushed"
+            proc.send_signal(signal.SIGSTOP)
+            received = len(set(sink.accepted_ids()))
+            proc.kill()
+            proc.wait(5)
+            assert received == 100
