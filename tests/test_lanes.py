@@ -268,3 +268,51 @@ def test_serverless_mode_delivers_at_flush_on_the_calling_thread_without_threads
     assert [e.id for e in exporter.delivered] == [e.id for e in events]
     assert client.shutdown(1)
     assert {t.name for t in threading.enumerate()} == before
+
+
+def _outcomes() -> Any:
+    from hypothesis import strategies as st
+
+    failure = st.builds(
+        sk.ExportFailure,
+        retryable=st.booleans(),
+        message=st.text(max_size=20),
+        retry_after_s=st.none() | st.floats(min_value=0, max_value=0.02),
+        too_large=st.booleans(),
+        unauthorized=st.just(False),
+        status=st.none() | st.integers(100, 599),
+    )
+
+    def boom(batch: Sequence[sk.Event]) -> Any:
+        raise RuntimeError("sink bug")
+
+    return st.lists(
+        st.sampled_from([sk.ExportResult.RETRY, sk.ExportResult.FAILURE, boom, "junk"]) | failure,
+        max_size=6,
+    )
+
+
+def test_a_lane_survives_any_answer_and_accounts_for_every_event() -> None:
+    from hypothesis import given, settings
+
+    @settings(max_examples=40, deadline=None)
+    @given(script=_outcomes())
+    def check(script: list[Any]) -> None:
+        exporter = ScriptedExporter(
+            [(lambda b, o=o: o) if not callable(o) else o for o in script],
+            policy=sk.RetryPolicy(base_s=0.001, cap_s=0.002, max_attempts=4),
+        )
+        client = sk.Client("lanes", exporters=[exporter], secret=SECRET, batch_size=3)
+        try:
+            record(client, 7)
+            assert client.flush(10)
+            check_identity(client)
+            exporter.script.clear()  # the sink behaves again
+            later = record(client, 1)  # and the lane goes on delivering
+            assert client.flush(10)
+            assert exporter.delivered[-1].id == later[-1].id
+            check_identity(client)
+        finally:
+            client.shutdown(2)
+
+    check()
