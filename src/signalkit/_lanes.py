@@ -14,7 +14,7 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -24,9 +24,22 @@ from ._stats import Counters, logger
 from .events import Event, parse_event
 from .exporters.base import Exporter, ExportFailure, ExportResult, RetryPolicy
 
-__all__ = ["Lane", "exporter_name"]
+__all__ = ["Lane", "exporter_name", "wait_until"]
 
 LanePolicy = Literal["drop_newest", "drop_oldest"]
+
+
+def wait_until(cv: threading.Condition, done: Callable[[], bool], deadline: float | None) -> bool:
+    """With ``cv``'s lock held, wait for ``done()``; False if ``deadline`` (monotonic) passes."""
+    while not done():
+        if deadline is None:
+            cv.wait()
+            continue
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        cv.wait(remaining)
+    return True
 
 
 def exporter_name(exporter: Exporter) -> str:
@@ -150,15 +163,7 @@ class Lane:
     def wait_done(self, target: int, deadline: float | None) -> bool:
         """Wait until ``target`` offered events are finished with; False at the deadline."""
         with self._lock:
-            while self.done < target:
-                if deadline is None:
-                    self._cv.wait()
-                else:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        return False
-                    self._cv.wait(remaining)
-            return True
+            return wait_until(self._cv, lambda: self.done >= target, deadline)
 
     def close(self, deadline: float | None) -> None:
         """Deliver the backlog until ``deadline``, then stop."""

@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from ._errors import ConfigError
 from ._instrument import Exposure
-from ._lanes import Lane, exporter_name
+from ._lanes import Lane, exporter_name, wait_until
 from ._spool import Spool
 from ._stats import Counters, logger
 from .events import Event
@@ -210,14 +210,8 @@ class Pipeline:
                 if self._thread is None or not self._thread.is_alive():
                     self._start()
                 self._wake.notify()
-            while self._completed < target:
-                if deadline is None:
-                    self._done.wait()
-                else:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        return False
-                    self._done.wait(remaining)
+            if not wait_until(self._done, lambda: self._completed >= target, deadline):
+                return False
             # every event up to target has been offered to every lane
             targets = [(lane, lane.offered) for lane in self.lanes]
         done = all(lane.wait_done(t, deadline) for lane, t in targets)
