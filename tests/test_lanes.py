@@ -316,3 +316,31 @@ def test_a_lane_survives_any_answer_and_accounts_for_every_event() -> None:
             client.shutdown(2)
 
     check()
+
+
+def test_creating_and_closing_many_clients_leaves_no_threads_or_files_behind(
+    tmp_path: Any,
+) -> None:
+    import gc
+    import os
+
+    def fds() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    threads_before = threading.active_count()
+    fds_before = fds()
+    for i in range(300):
+        client = sk.Client(
+            "hygiene",
+            exporters=[sk.MemoryExporter(), sk.JsonlExporter(tmp_path / f"{i % 3}.jsonl")],
+            secret=SECRET,
+        )
+        with client.exposure("s"):
+            pass
+        assert client.shutdown(5)
+    gc.collect()
+    deadline = time.monotonic() + 5
+    while threading.active_count() > threads_before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert threading.active_count() == threads_before
+    assert fds() <= fds_before
