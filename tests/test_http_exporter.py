@@ -850,3 +850,46 @@ def test_sink_stops_itself_after_its_lifetime() -> None:
     assert not sink.is_up
     with pytest.raises(RuntimeError, match="stopped"):
         sink.up()
+
+
+class _VendorExporter(HttpExporter):
+    """What an adapter does: the vendor's batch body, everything else inherited."""
+
+    content_type = "application/vnd.example+json"
+
+    def encode(self, batch: Any, sent_at: str) -> bytes:
+        return orjson.dumps(
+            {"batch": [{"uuid": e.id, "event": f"signal {e.kind}"} for e in batch], "at": sent_at}
+        )
+
+
+def test_an_adapter_overrides_the_body_and_keeps_byte_identical_retries() -> None:
+    from sinks import FaultySink as Sink
+
+    events = [
+        sk.ExposureEvent(
+            id=str(uuid.uuid4()),
+            ts=datetime.now(UTC),
+            service="s",
+            exposure_id="e",
+            producer_id="p",
+            seq=i + 1,
+            surface="x",
+        )
+        for i in range(3)
+    ]
+    with Sink() as sink:
+        sink.script([503])
+        exporter = _VendorExporter(sink.url, gzip_threshold_bytes=None)
+        try:
+            first = exporter.export(events)
+            second = exporter.export(events)
+        finally:
+            exporter.shutdown()
+        assert isinstance(first, ExportFailure)
+        assert first.retryable
+        assert second is ExportResult.SUCCESS
+        one, two = sink.requests
+        assert one.raw_body == two.raw_body  # the retry is byte-identical, sent_at included
+        assert one.headers["content-type"] == "application/vnd.example+json"
+        assert [x["uuid"] for x in orjson.loads(two.raw_body)["batch"]] == [e.id for e in events]
