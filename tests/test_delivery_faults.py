@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import statistics
 import sys
 import threading
 import time
@@ -216,10 +215,7 @@ def test_threads_and_an_event_loop_recording_together_add_up() -> None:
     ids = [e.id for e in memory.events]
     assert len(ids) == len(set(ids)) == stats.recorded
     client.shutdown(5)
-    # time a coroutine spent inside signalkit: the loop was never held for long
-    assert statistics.median(spent) < 200_000  # 0.2 ms
-    spent.sort()
-    assert spent[int(len(spent) * 0.99)] < 5_000_000  # p99 under one GIL switch interval
+    assert len(spent) == 10_000  # the loop's own time in signalkit: see the loop-lag test
 
 
 async def _heartbeat_lags(seconds: float, record: Any = None) -> list[float]:

@@ -196,6 +196,7 @@ def test_parse_retry_after_reads_any_imf_fixdate(when: datetime) -> None:
 
 policies = st.builds(
     RetryPolicy,
+    jitter=st.sampled_from(["full", "equal"]),
     base_s=st.floats(min_value=0.001, max_value=100),
     cap_s=st.floats(min_value=0.001, max_value=1000),
     max_retry_after_s=st.floats(min_value=0.001, max_value=10_000),
@@ -209,7 +210,7 @@ retry_afters = st.none() | st.floats(min_value=0, max_value=1e6)
     retry_after=retry_afters,
     seed=st.integers(),
 )
-def test_backoff_delay_is_full_jitter_under_the_cap_and_never_below_retry_after(
+def test_backoff_delay_is_jittered_under_the_cap_and_never_below_retry_after(
     attempt: int, policy: RetryPolicy, retry_after: float | None, seed: int
 ) -> None:
     delay = backoff_delay(attempt, policy, retry_after, random.Random(seed))
@@ -220,10 +221,12 @@ def test_backoff_delay_is_full_jitter_under_the_cap_and_never_below_retry_after(
     assert delay <= max(ceiling, floor)
     if retry_after is None:
         assert 0.0 <= delay <= policy.cap_s
+        if policy.jitter == "equal":
+            assert delay >= ceiling / 2
 
 
 def test_backoff_delay_doubles_its_ceiling_per_attempt_until_the_cap() -> None:
-    policy = RetryPolicy(base_s=0.5, cap_s=30.0)
+    policy = RetryPolicy(base_s=0.5, cap_s=30.0, jitter="full")
     rng = random.Random(7)
     for attempt, ceiling in [(1, 0.5), (2, 1.0), (3, 2.0), (6, 16.0), (7, 30.0), (60, 30.0)]:
         samples = [backoff_delay(attempt, policy, None, rng) for _ in range(2000)]
@@ -292,3 +295,30 @@ def test_validate_retry_policy_names_the_bad_field(policy: dict[str, object], fi
 def test_validate_retry_policy_rejects_something_else() -> None:
     with pytest.raises(ConfigError, match=r"Owner\.retry_policy: expected a signalkit.RetryPolicy"):
         validate_retry_policy({"base_s": 1}, "Owner.retry_policy")
+
+
+def test_equal_jitter_keeps_attempts_apart_but_within_the_cap() -> None:
+    policy = RetryPolicy(base_s=1.0, cap_s=10.0)  # the defaults' shape
+    assert policy.jitter == "equal"
+    rng = random.Random(11)
+    for attempt, ceiling in [(1, 1.0), (3, 4.0), (5, 10.0), (40, 10.0)]:
+        samples = [backoff_delay(attempt, policy, None, rng) for _ in range(2000)]
+        assert ceiling / 2 <= min(samples) < ceiling * 0.52
+        assert ceiling * 0.98 < max(samples) <= ceiling
+
+
+def test_the_default_policy_makes_about_a_dozen_attempts_in_a_minute_of_outage() -> None:
+    # RELIABILITY R3: at most 12 attempts in a 60 s outage, and a recovered sink found
+    # within 10 s. Simulated over many outages with the lane's own backoff function.
+    policy = RetryPolicy()
+    rng = random.Random(3)
+    counts = []
+    for _ in range(500):
+        elapsed, attempts = 0.0, 0
+        while elapsed < 60.0:
+            attempts += 1
+            elapsed += backoff_delay(attempts, policy, None, rng)
+        counts.append(attempts)
+    assert max(counts) <= 13
+    assert sum(counts) / len(counts) <= 12
+    assert policy.cap_s <= 10.0

@@ -345,7 +345,7 @@ class Lane:
                 continue
             if failure.unauthorized:
                 self._counters.warn(
-                    f"paused:{self.name}",
+                    f"exporter:{self.name}",
                     "signalkit: %s refused our credentials (%s); keeping its data and trying "
                     "again in %.0f s",
                     self.name,
@@ -375,7 +375,7 @@ class Lane:
             self._counters.add("retried")
             delay = backoff_delay(attempt, p, failure.retry_after_s, self._rng)
             self._counters.warn(
-                f"retry:{self.name}",
+                f"exporter:{self.name}",
                 "signalkit: %s did not take a batch (%s); retrying in %.1f s",
                 self.name,
                 failure.message or failure.status or "failed",

@@ -168,7 +168,8 @@ def backoff_delay(
 ) -> float:
     """Seconds to wait after failed attempt number ``attempt`` (1 for the first failure).
 
-    Full jitter: ``uniform(0, min(policy.cap_s, policy.base_s * 2**(attempt - 1)))``, so clients
+    With ``c = min(policy.cap_s, policy.base_s * 2**(attempt - 1))``: ``uniform(c / 2, c)``
+    (equal jitter, the default) or ``uniform(0, c)`` (``policy.jitter == "full"``), so clients
     that failed together do not retry together; but never less than the server's Retry-After,
     itself capped at ``policy.max_retry_after_s`` (so a Retry-After may exceed ``cap_s``).
     ``rng`` is the caller's generator: seed it in tests.
@@ -176,8 +177,9 @@ def backoff_delay(
     if attempt < 1:
         raise ValueError(f"attempt: must be >= 1, got {attempt}")
     # 2.0 ** 1000 is finite; a larger exponent would overflow, and min() with the cap wins anyway.
-    ceiling = min(policy.cap_s, policy.base_s * 2.0 ** min(attempt - 1, 1000))
-    delay = rng.uniform(0.0, max(0.0, ceiling))
+    ceiling = max(0.0, min(policy.cap_s, policy.base_s * 2.0 ** min(attempt - 1, 1000)))
+    low = ceiling / 2 if policy.jitter == "equal" else 0.0
+    delay = rng.uniform(low, ceiling)
     if retry_after_s is not None and retry_after_s > 0:  # NaN compares False: ignored
         delay = max(delay, min(retry_after_s, policy.max_retry_after_s))
     return delay

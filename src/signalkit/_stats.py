@@ -117,7 +117,10 @@ class Counters:
                 mine = self.exporter_dropped.setdefault(exporter, {})
                 mine[reason] = mine.get(reason, 0) + count
         extra = f" ({detail})" if detail else ""
-        self.warn(f"dropped:{reason}", "signalkit dropped events: %s%s", reason, extra)
+        # A sink that is down makes both retries and a full backlog: one warning an interval
+        # per exporter says so (the counts are all in stats).
+        key = f"exporter:{exporter}" if exporter and reason == "queue_full" else f"dropped:{reason}"
+        self.warn(key, "signalkit dropped events: %s%s", reason, extra)
 
     def add(self, name: str, count: int = 1) -> None:
         with self._lock:
