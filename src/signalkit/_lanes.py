@@ -79,6 +79,9 @@ class Lane:
         self.max_batch_events = _positive(getattr(exporter, "max_batch_events", None))
         self.max_batch_bytes = _positive(getattr(exporter, "max_batch_bytes", None))
         self.max_event_bytes = _positive(getattr(exporter, "max_event_bytes", None))
+        if getattr(exporter, "checks_limits", False) is True:
+            # the exporter measures bytes itself: cut by count only, and split on its answer
+            self.max_batch_bytes = self.max_event_bytes = None
         envelope = _positive(getattr(exporter, "envelope_bytes", None)) or 64
         if self.max_batch_bytes is not None:  # room for the body around the events
             self.max_batch_bytes = max(self.max_batch_bytes - envelope, 1)

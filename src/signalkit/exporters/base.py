@@ -82,7 +82,9 @@ class Exporter(Protocol):
 
     Optional attributes a lane reads when present: ``retry_policy`` (:class:`RetryPolicy`),
     ``max_batch_events``, ``max_batch_bytes`` and ``max_event_bytes`` (the sink's limits, in
-    events and in bytes of each event's JSON), and ``name`` (used in stats and warnings).
+    events and in bytes of each event's JSON), ``checks_limits`` (True when ``export`` itself
+    answers ``too_large`` for a batch over its byte limits: the lane then cuts by count only),
+    and ``name`` (used in stats and warnings).
     """
 
     def export(self, batch: Sequence[Event]) -> ExportResult | ExportFailure:

@@ -147,6 +147,9 @@ class HttpExporter:
 
     content_type = "application/json"
     """Content-Type of a body made by an overridden :meth:`encode`."""
+    checks_limits = True
+    """This exporter measures each batch against its own byte limits (answering ``too_large``
+    without sending), so the delivery lane need not serialise every event a second time."""
 
     def encode(self, batch: Sequence[Event], sent_at: str) -> bytes:
         """The request body for ``batch``: the extension point of vendor adapters.
