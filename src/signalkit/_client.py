@@ -207,7 +207,7 @@ class Client:
         max_text_chars: int = 32_000,
         max_queue: int = 10_000,
         max_queue_bytes: int = 16 * 1024 * 1024,
-        batch_size: int = 512,
+        batch_size: int = 1000,
         flush_interval_s: float = 1.0,
         on_queue_full: FullPolicy = "drop_newest",
         exit_timeout_s: float = 2.0,

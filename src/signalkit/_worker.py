@@ -46,7 +46,7 @@ class Pipeline:
         *,
         max_queue: int = 10_000,
         max_queue_bytes: int = 16 * 1024 * 1024,
-        batch_size: int = 512,
+        batch_size: int = 1000,
         interval_s: float = 1.0,
         on_full: FullPolicy = "drop_newest",
         exit_timeout_s: float = 2.0,
