@@ -776,7 +776,7 @@ class Client:
         return values, ref, ts_ms, size
 
     def _ref_from_token(self, token: str, ts_ms: int) -> _Ref:
-        claims = self._signer.verify(token, ts_ms)
+        claims = self._signer.verify(token, ts_ms, cache=False)  # the ref is cached instead
         known = self._known(claims.exposure_id)
         ref = _Ref(
             claims.exposure_id,

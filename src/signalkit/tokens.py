@@ -133,7 +133,7 @@ class TokenSigner:
         tag = mac.digest()[:_TAG_LEN]
         return PREFIX + base64.urlsafe_b64encode(body + tag).rstrip(b"=").decode("ascii")
 
-    def verify(self, token: str, now_ms: int | None = None) -> TokenClaims:
+    def verify(self, token: str, now_ms: int | None = None, *, cache: bool = True) -> TokenClaims:
         """Check a token and return its claims; raise :class:`InvalidToken` naming the reason.
 
         ``now_ms`` is the time to check expiry against (the signal's time when backfilling).
@@ -141,6 +141,9 @@ class TokenSigner:
         claims = self._cache.get(token) if isinstance(token, str) else None
         if claims is None:
             claims = self._verify_signature(token)
+            if not cache:
+                self.check_age(claims.shown_at_ms, now_ms)
+                return claims
             if len(self._cache) >= 4096:
                 self._cache.clear()
             self._cache[token] = claims
