@@ -10,18 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from signalkit import (
-    ActionEvent,
-    CorrectionEvent,
-    Event,
-    ExposureEvent,
-    FeedbackEvent,
-    OutcomeEvent,
-    ToggleEvent,
-)
+from signalkit import Event
+from signalkit.exporters.vendor import epoch_ms, pick_identity, put_signal_properties
 
 __all__ = ["ATTRIBUTE_PREFIX", "DEFAULT_EVENT_PREFIX", "STRING_MAX_BYTES", "to_mixpanel_event"]
 
@@ -43,32 +35,7 @@ LIST_MAX_ITEMS = 100
 LIST_MAX_BYTES = 8000
 """At most this many bytes of strings in one list property (Mixpanel allows 8 KB)."""
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MS = timedelta(milliseconds=1)
 _INSERT_ID = re.compile(r"[A-Za-z0-9-]{1,36}")
-# distinct_id values Mixpanel's /import refuses as placeholders (its 400 Bad Request page): a
-# user_id like these is treated as no user at all, so the event is not rejected.
-_PLACEHOLDER_IDS = frozenset(
-    {
-        "anon",
-        "anonymous",
-        "nil",
-        "none",
-        "null",
-        "n/a",
-        "na",
-        "undefined",
-        "unknown",
-        "<nil>",
-        "0",
-        "-1",
-        "[]",
-        "{}",
-        "true",
-        "false",
-        "00000000-0000-0000-0000-000000000000",
-    }
-)
 
 
 def to_mixpanel_event(
@@ -93,70 +60,10 @@ def to_mixpanel_event(
     if device_id is not None:
         props["$device_id"] = device_id
     out = _Properties(props)
-    out.put("kind", event.kind)
-    out.put("event_id", event.id)
-    out.put("exposure_id", event.exposure_id)
-    out.put("service", event.service)
-    subject = event.subject
-    out.put("session_id", subject.session_id)
-    out.put("tenant_id", subject.tenant_id)
-    out.put("model", event.model.name)
-    out.put("model_version", event.model.version)
-    out.put("model_variant", event.model.variant)
-    score = event.score
-    if score is not None:
-        out.put("strength", score.strength)
-        out.put("polarity", score.polarity)
-        out.put("score_policy", score.policy or None)
-        out.put_list("score_reasons", [f"{r.factor}={r.effect:g}" for r in score.reasons])
-    _kind_properties(event, out)
-    out.put("trace_id", event.trace_id)
-    out.put("span_id", event.span_id)
-    out.put("producer_id", event.producer_id)
-    out.put("seq", event.seq)
-    for key, value in event.attributes.items():
-        out.put(ATTRIBUTE_PREFIX + key, value)
+    put_signal_properties(event, out, attribute_prefix=ATTRIBUTE_PREFIX)
     if out.truncated:
         props["truncated"] = out.truncated
     return {"event": event_prefix + event.kind, "properties": props}
-
-
-def _kind_properties(event: Event, out: _Properties) -> None:
-    if isinstance(event, ExposureEvent):
-        out.put("surface", event.surface)
-        out.put("latency_ms", event.latency_ms)
-        if event.items:
-            out.put("item_count", len(event.items))
-            out.put_list("item_ids", [item.id for item in event.items])
-    elif isinstance(event, ActionEvent):
-        out.put("action", event.action)
-        out.put("item_id", event.item_id)
-        out.put("time_to_action_ms", event.time_to_action_ms)
-    elif isinstance(event, CorrectionEvent):
-        out.put("original", event.original)
-        out.put("corrected", event.corrected)
-        out.put("original_chars", len(event.original))
-        out.put("corrected_chars", len(event.corrected))
-        out.put("edit_distance", event.edit_distance)
-        out.put("similarity", event.similarity)
-        out.put("time_to_action_ms", event.time_to_action_ms)
-    elif isinstance(event, ToggleEvent):
-        out.put("state", event.state)
-        out.put("element", event.element)
-        out.put("dwell_ms", event.dwell_ms)
-        out.put("time_to_action_ms", event.time_to_action_ms)
-    elif isinstance(event, OutcomeEvent):
-        out.put("outcome", event.name)
-        out.put("value", event.value)
-        out.put("success", event.success)
-        out.put("delay_ms", event.delay_ms)
-    elif isinstance(event, FeedbackEvent):
-        out.put("rating", event.rating)
-        out.put("scale_min", event.scale[0])
-        out.put("scale_max", event.scale[1])
-        out.put("choice", event.choice)
-        out.put("comment", event.comment)
-        out.put("time_to_action_ms", event.time_to_action_ms)
 
 
 def identity(event: Event) -> tuple[str | None, str | None]:
@@ -166,24 +73,7 @@ def identity(event: Event) -> tuple[str | None, str | None]:
     ``subject.anonymous_id``; with neither, a stable stand-in: ``session:<session_id>``, else
     ``exposure:<exposure_id>``, so that an exposure and the signals about it stay one funnel.
     """
-    subject = event.subject
-    user_id = subject.user_id
-    if user_id is not None and user_id.strip().lower() in _PLACEHOLDER_IDS:
-        user_id = None
-    if subject.anonymous_id:
-        return user_id, subject.anonymous_id
-    if user_id:
-        return user_id, None
-    if subject.session_id:
-        return None, f"session:{subject.session_id}"
-    return None, f"exposure:{event.exposure_id}"
-
-
-def epoch_ms(ts: datetime) -> int:
-    """``ts`` in whole milliseconds since the epoch (a naive time is taken as UTC)."""
-    if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=UTC)
-    return (ts - _EPOCH) // _MS
+    return pick_identity(event.subject, event.exposure_id)
 
 
 def insert_id(event_id: str) -> str:

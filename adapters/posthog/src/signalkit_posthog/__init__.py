@@ -11,9 +11,15 @@ Each signal becomes a PostHog event named ``signalkit <kind>`` whose ``uuid`` is
 event id (see :func:`posthog_event` and the README's mapping table).
 """
 
-from ._event import DEFAULT_EVENT_PREFIX, distinct_id, posthog_event
+from ._event import (
+    DEFAULT_EVENT_PREFIX,
+    PREFIX,
+    TRUNCATED,
+    distinct_id,
+    event_properties,
+    posthog_event,
+)
 from ._http import DEFAULT_HOST, MAX_BATCH_BYTES, MAX_EVENT_BYTES, PostHogExporter
-from ._properties import PREFIX, TRUNCATED, event_properties
 from ._sdk import INSTALL_HINT, PostHogClientExporter, SdkNotInstalled
 from ._version import __version__
 

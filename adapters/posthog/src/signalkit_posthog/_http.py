@@ -10,9 +10,15 @@ import orjson
 from signalkit import ConfigError, ExportFailure, ExportResult, RetryPolicy
 from signalkit.events import Event
 from signalkit.exporters.http import ENVELOPE_BYTES, HttpExporter
+from signalkit.exporters.vendor import (
+    check_batch_fits,
+    check_event_prefix,
+    check_vendor_event_bytes,
+    encode_batch,
+    fitted_json,
+)
 
-from ._event import DEFAULT_EVENT_PREFIX, check_event_prefix, posthog_event
-from ._properties import fit
+from ._event import DEFAULT_EVENT_PREFIX, posthog_event
 from ._version import __version__
 
 if TYPE_CHECKING:
@@ -36,7 +42,6 @@ _APP_HOSTS = {
     "https://us.posthog.com": DEFAULT_HOST,
     "https://eu.posthog.com": "https://eu.i.posthog.com",
 }
-_MIN_EVENT_BYTES = 1024
 
 
 class PostHogExporter(HttpExporter):
@@ -119,17 +124,9 @@ class PostHogExporter(HttpExporter):
         )
         self._tail = b"]}"
         room = self.max_batch_bytes - len(self._head) - len(self._tail)
-        if (
-            isinstance(max_vendor_event_bytes, bool)
-            or not isinstance(max_vendor_event_bytes, int)
-            or not _MIN_EVENT_BYTES <= max_vendor_event_bytes <= room
-        ):
-            raise ConfigError(
-                f"PostHogExporter.max_vendor_event_bytes: must be an int from {_MIN_EVENT_BYTES} "
-                f"to {room} (max_batch_bytes less the body around the events), "
-                f"got {max_vendor_event_bytes!r}"
-            )
-        self.max_vendor_event_bytes = max_vendor_event_bytes
+        self.max_vendor_event_bytes = check_vendor_event_bytes(
+            "PostHogExporter", max_vendor_event_bytes, room=room
+        )
         """Largest PostHog event, in bytes of its JSON; longer texts are cut to fit."""
         self._library = {
             "$lib": "signalkit-posthog",
@@ -146,49 +143,24 @@ class PostHogExporter(HttpExporter):
     def export(self, batch: Sequence[Event]) -> ExportResult | ExportFailure:
         """POST ``batch`` in one request; an event that cannot be cut to the per-event limit
         makes it ``too_large``, so the lane splits the batch and drops only that event."""
-        try:
-            for event in batch:
-                if self._event_json(event) is None:
-                    return ExportFailure(
-                        retryable=False,
-                        too_large=True,
-                        message=(
-                            f"batch not sent: event {event.id} is over max_vendor_event_bytes="
-                            f"{self.max_vendor_event_bytes} even with its texts cut"
-                        ),
-                    )
-        except Exception as exc:  # a value that cannot be JSON will not become JSON on a retry
-            return ExportFailure(
-                retryable=False, message=f"cannot encode the batch for PostHog: {exc!r}"[:300]
-            )
+        failure = check_batch_fits(
+            batch, self._event_json, limit=self.max_vendor_event_bytes, vendor="PostHog"
+        )
+        if failure is not None:
+            return failure
         return super().export(batch)
 
     def encode(self, batch: Sequence[Event], sent_at: str) -> bytes:
         """``{"api_key":...,"historical_migration":...,"batch":[...]}``, the same bytes on
         every retry. ``sent_at`` is left out on purpose (see the class docstring)."""
-        parts: list[bytes] = []
-        for event in batch:
-            part = self._event_json(event)
-            if part is None:  # export() has turned such a batch away before
-                raise ValueError(f"event {event.id} does not fit max_vendor_event_bytes")
-            parts.append(part)
-        return self._head + b",".join(parts) + self._tail
+        return encode_batch(batch, self._event_json, self._head, self._tail)
 
     def _event_json(self, event: Event) -> bytes | None:
         """The event's PostHog JSON, cut to the per-event limit; None if it cannot fit."""
         message = posthog_event(event, event_prefix=self.event_prefix)
         properties: dict[str, Any] = message["properties"]
         properties.update(self._library)
-        data = orjson.dumps(message)
-        if len(data) <= self.max_vendor_event_bytes:
-            return data
-        if not fit(message, properties, self.max_vendor_event_bytes, _json_size):
-            return None
-        return orjson.dumps(message)
-
-
-def _json_size(value: Any) -> int:
-    return len(orjson.dumps(value))
+        return fitted_json(message, properties, self.max_vendor_event_bytes)
 
 
 def _ingestion_host(host: object) -> str:

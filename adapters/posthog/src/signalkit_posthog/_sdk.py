@@ -14,10 +14,10 @@ from typing import Any
 
 from signalkit import ConfigError, ExportFailure, ExportResult
 from signalkit.events import Event
+from signalkit.exporters.vendor import check_event_prefix, cut_texts_to_fit, utc
 
-from ._event import DEFAULT_EVENT_PREFIX, check_event_prefix, posthog_event, utc
+from ._event import DEFAULT_EVENT_PREFIX, posthog_event
 from ._http import MAX_EVENT_BYTES
-from ._properties import fit
 
 __all__ = ["INSTALL_HINT", "PostHogClientExporter", "SdkNotInstalled"]
 
@@ -83,7 +83,9 @@ class PostHogClientExporter:
         for event in batch:
             message = posthog_event(event, event_prefix=self.event_prefix)
             properties: dict[str, Any] = message["properties"]
-            if not fit(message, properties, MAX_EVENT_BYTES - _SDK_HEADROOM_BYTES, _sdk_size):
+            if not cut_texts_to_fit(
+                message, properties, MAX_EVENT_BYTES - _SDK_HEADROOM_BYTES, _sdk_size
+            ):
                 return ExportFailure(
                     retryable=False,
                     too_large=True,

@@ -11,9 +11,15 @@ Each signal becomes a ``track`` call named ``signalkit <kind>`` whose ``messageI
 signalkit event id (see :func:`segment_event` and the README's mapping table).
 """
 
-from ._event import DEFAULT_EVENT_PREFIX, identities, segment_event
+from ._event import (
+    DEFAULT_EVENT_PREFIX,
+    PREFIX,
+    TRUNCATED,
+    event_properties,
+    identities,
+    segment_event,
+)
 from ._http import DEFAULT_HOST, MAX_BATCH_BYTES, MAX_EVENT_BYTES, SegmentExporter
-from ._properties import PREFIX, TRUNCATED, event_properties
 from ._sdk import INSTALL_HINT, SdkNotInstalled, SegmentClientExporter
 from ._version import __version__
 

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
-from signalkit import ConfigError
 from signalkit.events import Event
+from signalkit.exporters.vendor import PREFIX, truncated_name, utc
+from signalkit.exporters.vendor import signal_properties as event_properties
 
-from ._properties import event_properties
-
-__all__ = ["DEFAULT_EVENT_PREFIX", "check_event_prefix", "identities", "segment_event", "utc"]
+__all__ = [
+    "DEFAULT_EVENT_PREFIX",
+    "PREFIX",
+    "TRUNCATED",
+    "event_properties",
+    "identities",
+    "segment_event",
+]
 
 DEFAULT_EVENT_PREFIX = "signalkit"
 """Events are named ``"<prefix> <kind>"``: ``signalkit exposure``, ``signalkit action``..."""
 
-_PREFIX_MAX_CHARS = 100
+TRUNCATED = truncated_name(PREFIX)
+"""Names the properties that were cut to fit the vendor's per-event limit (sorted)."""
 
 
 def segment_event(event: Event, *, event_prefix: str = DEFAULT_EVENT_PREFIX) -> dict[str, Any]:
@@ -58,22 +64,3 @@ def identities(event: Event) -> tuple[str | None, str | None]:
     if user_id is None and anonymous_id is None:
         anonymous_id = subject.session_id or event.exposure_id
     return user_id, anonymous_id
-
-
-def utc(ts: datetime) -> datetime:
-    """``ts`` in UTC; a naive time is taken as UTC (signalkit records UTC)."""
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
-
-
-def check_event_prefix(owner: str, value: object) -> str:
-    if (
-        not isinstance(value, str)
-        or not value.strip()
-        or len(value) > _PREFIX_MAX_CHARS
-        or not value.isprintable()
-    ):
-        raise ConfigError(
-            f"{owner}.event_prefix: must be a printable str of 1 to {_PREFIX_MAX_CHARS} "
-            f"characters, such as 'signalkit', got {value!r:.60}"
-        )
-    return value

@@ -6,14 +6,18 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
-import orjson
-
 from signalkit import ConfigError, ExportFailure, ExportResult, RetryPolicy
 from signalkit.events import Event
 from signalkit.exporters.http import ENVELOPE_BYTES, HttpExporter
+from signalkit.exporters.vendor import (
+    check_batch_fits,
+    check_event_prefix,
+    check_vendor_event_bytes,
+    encode_batch,
+    fitted_json,
+)
 
-from ._event import DEFAULT_EVENT_PREFIX, check_event_prefix, segment_event
-from ._properties import fit
+from ._event import DEFAULT_EVENT_PREFIX, segment_event
 from ._version import __version__
 
 if TYPE_CHECKING:
@@ -31,7 +35,6 @@ MAX_EVENT_BYTES = 32_000
 """Largest Segment call in a batch: "32 KB per event" (counted as 1000-byte KB, under 32 KiB)."""
 
 _DEFAULT_POLICY = RetryPolicy()
-_MIN_EVENT_BYTES = 1024
 
 
 class SegmentExporter(HttpExporter):
@@ -99,17 +102,9 @@ class SegmentExporter(HttpExporter):
             transport=transport,
         )
         room = self.max_batch_bytes - len(_HEAD) - len(_TAIL)
-        if (
-            isinstance(max_vendor_event_bytes, bool)
-            or not isinstance(max_vendor_event_bytes, int)
-            or not _MIN_EVENT_BYTES <= max_vendor_event_bytes <= room
-        ):
-            raise ConfigError(
-                f"SegmentExporter.max_vendor_event_bytes: must be an int from {_MIN_EVENT_BYTES} "
-                f"to {room} (max_batch_bytes less the body around the events), "
-                f"got {max_vendor_event_bytes!r}"
-            )
-        self.max_vendor_event_bytes = max_vendor_event_bytes
+        self.max_vendor_event_bytes = check_vendor_event_bytes(
+            "SegmentExporter", max_vendor_event_bytes, room=room
+        )
         """Largest Segment call, in bytes of its JSON; longer texts are cut to fit."""
         self._library = {"name": "signalkit-segment", "version": __version__}
 
@@ -119,53 +114,28 @@ class SegmentExporter(HttpExporter):
     def export(self, batch: Sequence[Event]) -> ExportResult | ExportFailure:
         """POST ``batch`` in one request; a call that cannot be cut to the per-event limit
         makes it ``too_large``, so the lane splits the batch and drops only that event."""
-        try:
-            for event in batch:
-                if self._event_json(event) is None:
-                    return ExportFailure(
-                        retryable=False,
-                        too_large=True,
-                        message=(
-                            f"batch not sent: event {event.id} is over max_vendor_event_bytes="
-                            f"{self.max_vendor_event_bytes} even with its texts cut"
-                        ),
-                    )
-        except Exception as exc:  # a value that cannot be JSON will not become JSON on a retry
-            return ExportFailure(
-                retryable=False, message=f"cannot encode the batch for Segment: {exc!r}"[:300]
-            )
+        failure = check_batch_fits(
+            batch, self._event_json, limit=self.max_vendor_event_bytes, vendor="Segment"
+        )
+        if failure is not None:
+            return failure
         return super().export(batch)
 
     def encode(self, batch: Sequence[Event], sent_at: str) -> bytes:
         """``{"batch":[...]}``, the same bytes on every retry. ``sent_at`` is left out on
         purpose (see the class docstring)."""
-        parts: list[bytes] = []
-        for event in batch:
-            part = self._event_json(event)
-            if part is None:  # export() has turned such a batch away before
-                raise ValueError(f"event {event.id} does not fit max_vendor_event_bytes")
-            parts.append(part)
-        return _HEAD + b",".join(parts) + _TAIL
+        return encode_batch(batch, self._event_json, _HEAD, _TAIL)
 
     def _event_json(self, event: Event) -> bytes | None:
         """The event's Segment JSON, cut to the per-event limit; None if it cannot fit."""
         message = segment_event(event, event_prefix=self.event_prefix)
         message["context"]["library"] = self._library
-        data = orjson.dumps(message)
-        if len(data) <= self.max_vendor_event_bytes:
-            return data
         properties: dict[str, Any] = message["properties"]
-        if not fit(message, properties, self.max_vendor_event_bytes, _json_size):
-            return None
-        return orjson.dumps(message)
+        return fitted_json(message, properties, self.max_vendor_event_bytes)
 
 
 _HEAD = b'{"batch":['
 _TAIL = b"]}"
-
-
-def _json_size(value: Any) -> int:
-    return len(orjson.dumps(value))
 
 
 def _batch_url(host: object, write_key: str) -> str:

@@ -14,9 +14,9 @@ from typing import Any
 
 from signalkit import ConfigError, ExportFailure, ExportResult
 from signalkit.events import Event
+from signalkit.exporters.vendor import check_event_prefix, cut_texts_to_fit, utc
 
-from ._event import DEFAULT_EVENT_PREFIX, check_event_prefix, segment_event, utc
-from ._properties import fit
+from ._event import DEFAULT_EVENT_PREFIX, segment_event
 
 __all__ = ["INSTALL_HINT", "SdkNotInstalled", "SegmentClientExporter"]
 
@@ -84,7 +84,7 @@ class SegmentClientExporter:
             message = segment_event(event, event_prefix=self.event_prefix)
             properties: dict[str, Any] = message["properties"]
             limit = _SDK_MAX_MSG_BYTES - _SDK_HEADROOM_BYTES
-            if not fit(message, properties, limit, _sdk_size):
+            if not cut_texts_to_fit(message, properties, limit, _sdk_size):
                 return ExportFailure(
                     retryable=False,
                     too_large=True,
