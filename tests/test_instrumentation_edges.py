@@ -144,3 +144,15 @@ def test_the_exposure_event_a_handle_shows_is_the_one_delivered(client: sk.Clien
     assert exp.event is delivered[-1]
     assert [e.seq for e in delivered] == sorted(e.seq for e in delivered)
     assert all(type(e).model_validate(e.model_dump()) == e for e in delivered)
+
+
+def test_rejections_keyed_by_the_callers_own_names_stay_bounded(client: sk.Client) -> None:
+    with client.exposure("s") as exp:
+        pass
+    for i in range(1_000):  # e.g. a browser relay sending junk attribute keys
+        assert client.action(exp, "clicked", attributes={f"k{i}": [i]}) is None
+    stats = client.stats
+    assert stats.rejected == {"invalid": 1_000}
+    assert len(stats.rejected_fields) <= 257
+    assert sum(stats.rejected_fields.values()) == 1_000
+    assert stats.rejected_fields["(other)"] == 1_000 - 256

@@ -17,6 +17,9 @@ __all__ = ["Counters", "Stats", "logger"]
 
 logger = logging.getLogger("signalkit")
 
+_MAX_FIELDS = 256
+"""Distinct argument names ``Stats.rejected_fields`` tracks; the rest count as ``(other)``."""
+
 
 @dataclass(frozen=True)
 class ExporterStats:
@@ -102,7 +105,11 @@ class Counters:
     def reject(self, reason: str, field_name: str, message: str) -> None:
         with self._lock:
             self.rejected[reason] = self.rejected.get(reason, 0) + 1
-            self.rejected_fields[field_name] = self.rejected_fields.get(field_name, 0) + 1
+            fields = self.rejected_fields
+            if field_name not in fields and len(fields) >= _MAX_FIELDS:
+                # field names can carry the caller's keys (attributes.<key>, items[i]): bounded
+                field_name = "(other)"
+            fields[field_name] = fields.get(field_name, 0) + 1
         self.warn(f"rejected:{reason}", "signalkit rejected a recording call: %s", message)
 
     def drop(
