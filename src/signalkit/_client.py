@@ -17,6 +17,7 @@ import time
 import weakref
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -77,6 +78,10 @@ _ATTR_MAX_KEYS = 64
 _ATTR_VALUE_MAX = 1024
 _EVENT_OVERHEAD_BYTES = 600  # JSON of an event with empty strings, measured in the tests
 _RECENT_MAX = 16_384
+
+_raise_rejections: ContextVar[bool] = ContextVar("signalkit_raise_rejections", default=False)
+"""Set by callers that must report why a signal was refused (the browser relay) without
+making the whole client strict; read only on the rejection path, so the hot path pays nothing."""
 _HEX = "0123456789abcdef"
 
 
@@ -968,7 +973,7 @@ class Client:
     def _reject(self, exc: InvalidEvent | InvalidToken) -> None:
         reason = f"token_{exc.reason}" if isinstance(exc, InvalidToken) else exc.reason
         self._counters.reject(reason, exc.field, str(exc))
-        if self.strict:
+        if self.strict or _raise_rejections.get():
             raise exc
 
     def _internal_error(self, where: str, exc: Exception) -> None:
