@@ -50,8 +50,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     sub.add_parser("schema", help="print the JSON Schema of signalkit events")
 
+    from .report import add_parser as add_report_parser
+
+    add_report_parser(sub)
+
+    from .check import add_check_parser
+    from .dataset import add_dataset_parser
+
+    add_dataset_parser(sub)
+    add_check_parser(sub)
+
     args = parser.parse_args(argv)
     try:
+        if args.command in ("dataset", "check"):
+            return int(args.run(args))
+        if args.command == "report":
+            from .report import run as run_report
+
+            return run_report(args)
         if args.command == "demo":
             from .demo import run_demo
 
