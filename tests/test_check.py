@@ -7,12 +7,15 @@ import json
 import math
 import subprocess
 import sys
+import threading
 from collections import defaultdict
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+import signalkit as sk
 
 pytest.importorskip("duckdb")
 
@@ -157,6 +160,46 @@ def test_flowing_counts_each_producer_and_redelivery_once(tmp_path: Path) -> Non
     assert fig.detail["duplicates"] == 30
     assert fig.detail["producers"] == 2
     assert "30 redelivered copies kept once" in fig.text
+
+
+class HeldBackJsonl(sk.JsonlExporter):
+    """A real JSONL sink that takes nothing until its gate opens (a sink that is down)."""
+
+    name = "held-back"
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.gate = threading.Event()
+
+    def export(self, batch: Any) -> Any:
+        self.gate.wait(30)
+        return super().export(batch)
+
+
+def test_flowing_finds_exactly_the_events_a_real_client_dropped(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    sink = HeldBackJsonl(path)
+    client = sk.Client("gap", exporters=[sink], max_queue=50, batch_size=10, flush_interval_s=0.01)
+    for i in range(300):  # the sink is down: the bounded backlog overflows and drops
+        with client.exposure("s", user_id=f"u{i % 5}"):
+            pass
+    sink.gate.set()
+    assert client.flush(10)
+    for _ in range(10):  # later events arrive, so the loss is a gap, not an invisible tail
+        with client.exposure("s", user_id="later"):
+            pass
+    assert client.flush(10)
+    stats = client.stats
+    client.shutdown(5)
+    lost = sum(stats.exporters["held-back"].dropped.values())
+    assert lost > 0
+    with load_events(path) as loaded:
+        [result] = run_check(loaded, only=["flowing"]).answers
+    fig = result.figures[0]
+    assert fig.detail["expected"] == stats.recorded == 310
+    assert fig.detail["missing"] == lost
+    assert fig.value == pytest.approx((310 - lost) / 310)
+    assert result.verdict == "fail"
 
 
 # -- visible ----------------------------------------------------------------------------------

@@ -270,7 +270,8 @@ def _flowing(loaded: LoadedEvents, t: Thresholds) -> Answer:
     share = seen / expected
     text = (
         f"{_pct(share, 2)} of recorded events reached this sink ({seen:,} of {expected:,} "
-        f"by producer seq; {expected - seen:,} missing from {producers:,} producers"
+        f"by producer seq; {expected - seen:,} missing from {producers:,} "
+        f"producer{'' if producers == 1 else 's'}"
     )
     if loaded.duplicates:
         text += f"; {loaded.duplicates:,} redelivered copies kept once"
