@@ -11,7 +11,16 @@ import signalkit as sk
 
 # Submodules that are public in their own right (documented: ``signalkit.events.read_jsonl``,
 # ``signalkit.scoring.ActionRule``, ``signalkit.tokens.TokenSigner``, ``signalkit.testing``).
-PUBLIC_SUBMODULES = {"cli", "events", "exporters", "relay", "scoring", "testing", "tokens"}
+PUBLIC_SUBMODULES = {
+    "analytics",
+    "cli",
+    "events",
+    "exporters",
+    "relay",
+    "scoring",
+    "testing",
+    "tokens",
+}
 INCLUDED_PRIVATE_MEMBERS = {"__version__"}
 
 # What DESIGN.md §2 and docs/api.md promise users can type.

@@ -24,7 +24,6 @@ from typing import TextIO
 import orjson
 
 from .. import Client, Item, JsonlExporter, context
-from ._summary import render_table, summarise
 
 __all__ = ["DemoResult", "run_demo"]
 
@@ -176,12 +175,8 @@ def run_demo(
     relay.shutdown(5)
     elapsed = time.monotonic() - started
     raw = [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
-    rows = summarise(
-        e for e in raw if e.get("kind") != "exposure" or e.get("surface") == "reply-draft"
-    )
     out.write(f"\nwrote {len(raw):,} events to {path} in {elapsed:.1f} s\n\n")
-    out.write("reply drafts, per model version:\n")
-    out.write(render_table(rows) + "\n\n")
+    out.write(_report_table(path) + "\n\n")
     dropped = backend.stats.total_dropped + relay.stats.total_dropped
     rejected = backend.stats.total_rejected + relay.stats.total_rejected
     out.write(
@@ -189,7 +184,21 @@ def run_demo(
         f"dropped {dropped}, rejected {rejected}{'' if ok else ' (flush timed out)'}\n"
     )
     out.write(f"next: signalkit tail {path}   ·   signalkit schema\n")
+    out.write(f"      signalkit report {path} --surface reply-draft\n")
+    out.write(f"      signalkit report {path} --by model.name --by model.version --format html\n")
     return DemoResult(path, len(raw), users, exposures, elapsed)
+
+
+def _report_table(path: Path) -> str:
+    """The reply drafts' metrics per model version: ``signalkit report``'s own table."""
+    try:
+        from ..analytics import INSTALL_HINT, MissingDependency, build_report
+        from ..analytics._render import render_table
+
+        report = build_report(path, surfaces=["reply-draft"])
+    except MissingDependency:
+        return f"(the per-version table needs DuckDB: {INSTALL_HINT})"
+    return "reply drafts, per model version:\n" + render_table(report)
 
 
 def _simulate_user(

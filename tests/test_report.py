@@ -1,0 +1,447 @@
+"""``signalkit report``: numbers checked against a small dataset worked out by hand.
+
+The dataset is recorded through the real client (backfilled with ``at=``) into a real JSONL
+file; the expected values below are written from the counting rules in docs/report.md, not
+computed by the report's SQL. ``tests/test_clickhouse.py`` runs the same dataset through
+ClickHouse and asserts the same results.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import statistics
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+import signalkit as sk
+from signalkit.analytics import build_report, load_events
+from signalkit.analytics._render import render_html, render_table
+from signalkit.analytics._stats import mean_ci, newcombe_diff_ci, wilson_ci
+from signalkit.cli import main
+from signalkit.events import Event, read_jsonl
+
+pytest.importorskip("duckdb")
+
+T0 = datetime(2026, 1, 5, tzinfo=UTC)
+S, H, D = timedelta(seconds=1), timedelta(hours=1), timedelta(days=1)
+SECRET = "k" * 32
+
+
+def record_dataset(path: Path) -> list[Event]:
+    """Exposures of two versions (variants a/b), their signals, all backfilled.
+
+    v1 (baseline), all variant a except e5 (variant b):
+      e1 T0      accepted +2 s; outcome ok value 10 at +1 h
+      e2 T0+1h   correction at +5 s
+      e3 T0+2h   nothing (ignored)
+      e4 T0+3h   clicked +30 s (its line is written twice: a duplicate)
+      e5 T0+4h   expanded +1 s; accepted +25 h (outside the 24 h window)
+    v2, all variant a:
+      f1 T0      accepted +1 s and again +3 s
+      f2 T0+1h   dismissed +2 s
+      f3 T0+2h   clicked +4 s; outcome failed at +2 h; feedback -1 at +10 s
+      f4 T0+10d  accepted +6 s (outside --until T0+5d)
+    plus a signal whose exposure is not in the file, and malformed lines.
+    """
+    client = sk.Client("shop", exporters=[sk.JsonlExporter(path)], secret=SECRET)
+
+    def expose(version: str, variant: str, at: datetime) -> sk.Exposure:
+        with client.exposure(
+            "search",
+            model="ranker",
+            model_version=version,
+            model_variant=variant,
+            at=at,
+            attributes={"region": "eu" if version == "v1" else "us"},
+        ) as exp:
+            pass
+        return exp
+
+    e1 = expose("v1", "a", T0)
+    client.action(e1, "accepted", at=T0 + 2 * S)
+    client.outcome(e1, "purchase", value=10.0, success=True, at=T0 + H)
+    e2 = expose("v1", "a", T0 + H)
+    client.correction(e2, "Hello there friend", "Hello friend", at=T0 + H + 5 * S)
+    expose("v1", "a", T0 + 2 * H)
+    e4 = expose("v1", "a", T0 + 3 * H)
+    client.action(e4, "clicked", at=T0 + 3 * H + 30 * S)
+    e5 = expose("v1", "b", T0 + 4 * H)
+    client.toggle(e5, "expanded", at=T0 + 4 * H + S)
+    client.action(e5, "accepted", at=T0 + 4 * H + 25 * H)
+
+    f1 = expose("v2", "a", T0)
+    client.action(f1, "accepted", at=T0 + S)
+    client.action(f1, "accepted", at=T0 + 3 * S)
+    f2 = expose("v2", "a", T0 + H)
+    client.action(f2, "dismissed", at=T0 + H + 2 * S)
+    f3 = expose("v2", "a", T0 + 2 * H)
+    client.action(f3, "clicked", at=T0 + 2 * H + 4 * S)
+    client.outcome(f3, "purchase", success=False, at=T0 + 4 * H)
+    client.feedback(f3, -1, at=T0 + 2 * H + 10 * S)
+    f4 = expose("v2", "a", T0 + 10 * D)
+    client.action(f4, "accepted", at=T0 + 10 * D + 6 * S)
+    assert client.flush(10)
+    client.shutdown(5)
+
+    lines = path.read_bytes().splitlines()
+    events = [sk.events.parse_event(line) for line in lines]
+    clicked_e4 = next(
+        i
+        for i, e in enumerate(events)
+        if e.kind == "action" and e.exposure_id == e4.id and e.action == "clicked"
+    )
+    orphan = json.loads(lines[clicked_e4])
+    orphan["id"], orphan["exposure_id"] = "orphan-1", "no-such-exposure"
+    extra = [
+        lines[clicked_e4],  # line count + 1: the duplicate
+        b"this is not json",
+        b'{"id": "x", "kind": "action"',
+        b"",
+        b'{"kind": "action", "exposure_id": "e"}',
+        json.dumps(orphan).encode(),
+    ]
+    path.write_bytes(b"\n".join(lines + extra) + b"\n")
+    return events
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Event]]:
+    path = tmp_path_factory.mktemp("report") / "events.jsonl"
+    return path, record_dataset(path)
+
+
+def strengths(events: list[Event], exposure_ids: set[str], window: timedelta) -> list[float]:
+    """Strength of every signal of these exposures within the window (outcomes: 7 days)."""
+    shown = {e.exposure_id: e.ts for e in events if e.kind == "exposure"}
+    out = []
+    for e in events:
+        if e.kind == "exposure" or e.exposure_id not in exposure_ids:
+            continue
+        limit = timedelta(days=7) if e.kind == "outcome" else window
+        if e.ts - shown[e.exposure_id] <= limit:
+            assert e.score is not None
+            out.append(e.score.strength)
+    return out
+
+
+def exposure_ids(events: list[Event], version: str, before: datetime | None = None) -> set[str]:
+    return {
+        e.id
+        for e in events
+        if e.kind == "exposure" and e.model.version == version and (before is None or e.ts < before)
+    }
+
+
+def test_the_report_counts_each_rule_as_written(dataset: tuple[Path, list[Event]]) -> None:
+    path, events = dataset
+    report = build_report(path)
+    assert [g.label for g in report.groups] == ["v1", "v2"]
+    v1, v2 = report.group("v1"), report.group("v2")
+    assert v1.is_baseline
+    assert report.baseline == "v1"
+
+    # v1: 5 exposures; acted e1 (accepted) and e4 (clicked); e5's accept came after 24 h
+    assert v1.exposures == 5
+    assert v1.metrics["act_on_rate"].count == 2
+    assert v1.metrics["act_on_rate"].value == pytest.approx(2 / 5)
+    assert v1.metrics["act_on_rate"].ci == pytest.approx(wilson_ci(2, 5))
+    assert v1.metrics["correction_rate"].count == 1  # e2
+    assert v1.metrics["expand_rate"].count == 1  # e5
+    assert v1.metrics["outcome_rate"].count == 1  # e1
+    assert v1.metrics["ignored_rate"].count == 1  # e3 (e5 was expanded: that is interaction)
+    # time to first act-on action: e1 2 s, e4 30 s -> median 16 s, p90 2 + 0.9 * 28 = 27.2 s
+    assert v1.metrics["time_to_action_p50_ms"].value == pytest.approx(16_000)
+    assert v1.metrics["time_to_action_p90_ms"].value == pytest.approx(27_200)
+    assert v1.metrics["time_to_action_p50_ms"].n == 2
+    # outcome value per exposure: 10, 0, 0, 0, 0
+    value = v1.metrics["outcome_value_mean"]
+    assert value.value == pytest.approx(2.0)
+    assert value.ci == pytest.approx(mean_ci(10.0, 100.0, 5)[1])  # type: ignore[index]
+    half = 1.959963984540054 * statistics.stdev([10, 0, 0, 0, 0]) / math.sqrt(5)
+    assert value.ci == pytest.approx((2 - half, 2 + half))
+    correction = next(e for e in events if e.kind == "correction")
+    assert v1.metrics["similarity_median"].value == pytest.approx(correction.similarity)
+
+    # v2 (before T0+10d it had 3 exposures; f4 is included without --until)
+    assert v2.exposures == 4
+    assert v2.metrics["act_on_rate"].count == 3  # f1, f3, f4 (f2 was dismissed)
+    assert v2.metrics["outcome_rate"].count == 0  # f3's outcome failed
+    assert v2.metrics["ignored_rate"].count == 0
+    assert v2.metrics["outcome_value_mean"].value is None  # no outcome carried a value
+    # first act-on: f1 1 s (not 3 s), f3 4 s, f4 6 s -> median 4 s; p90 = 4 + 0.8 * 2 = 5.6 s
+    assert v2.metrics["time_to_action_p50_ms"].value == pytest.approx(4_000)
+    assert v2.metrics["time_to_action_p90_ms"].value == pytest.approx(5_600)
+    # bins <0.5 s, <1 s, <2 s, <5 s, <10 s: 1 s, 4 s and 6 s fall in the 3rd, 4th and 5th
+    assert v2.time_to_action_histogram[:5] == [0, 0, 1, 1, 1]
+
+    for version, group in (("v1", v1), ("v2", v2)):
+        s = strengths(events, exposure_ids(events, version), timedelta(hours=24))
+        assert group.metrics["strength_mean"].n == len(s)
+        assert group.metrics["strength_mean"].value == pytest.approx(statistics.fmean(s))
+        assert sum(group.strength_histogram) == len(s)
+
+    # the difference from the baseline, by Newcombe's interval
+    cmp = v2.metrics["act_on_rate"].vs_baseline
+    assert cmp is not None
+    assert cmp.diff == pytest.approx(3 / 4 - 2 / 5)
+    assert cmp.ci == pytest.approx(newcombe_diff_ci(3, 4, 2, 5))
+    assert cmp.significant is False  # 9 exposures prove nothing
+
+    assert v1.funnel == {"exposures": 5, "interacted": 4, "acted_on": 2, "outcome": 1}
+
+
+def test_duplicates_malformed_lines_and_orphans_are_accounted_for(
+    dataset: tuple[Path, list[Event]],
+) -> None:
+    path, events = dataset
+    report = build_report(path)
+    source = report.source
+    n = len(events)
+    assert source["events"] == n + 1  # the orphan is a valid event
+    assert source["duplicates"] == 1
+    assert source["malformed"]["count"] == 3
+    assert source["malformed"]["first"] == [
+        {"file": str(path), "line": n + 2, "reason": "invalid JSON"},
+        {"file": str(path), "line": n + 3, "reason": "invalid JSON"},
+        {"file": str(path), "line": n + 5, "reason": "missing id"},  # n + 4 is blank
+    ]
+    assert report.orphan_signals == 1
+    # the duplicated click is counted once: e4 is acted on once, and its strength once
+    v1 = report.group("v1")
+    s = strengths(events, exposure_ids(events, "v1"), timedelta(hours=24))
+    assert v1.metrics["strength_mean"].n == len(s)
+
+
+def test_since_and_until_select_exposures_by_the_time_they_were_shown(
+    dataset: tuple[Path, list[Event]],
+) -> None:
+    path, _ = dataset
+    report = build_report(path, since=T0 + 30 * 60 * S, until=T0 + 5 * D)
+    v1, v2 = report.group("v1"), report.group("v2")
+    assert v1.exposures == 4  # e2..e5
+    assert v1.metrics["act_on_rate"].count == 1  # e4
+    assert v2.exposures == 2  # f2, f3 (f1 before, f4 after)
+    assert v2.metrics["act_on_rate"].count == 1
+    # signals follow their exposure even when they come after --until
+    late = build_report(
+        path, since=T0 + 4 * H, until=T0 + 4 * H + S, action_window=timedelta(days=2)
+    )
+    assert late.group("v1").metrics["act_on_rate"].count == 1  # e5's accept at +25 h
+
+
+def test_windows_and_act_on_actions_are_parameters(dataset: tuple[Path, list[Event]]) -> None:
+    path, _ = dataset
+    short = build_report(path, action_window=timedelta(seconds=10))
+    assert short.group("v1").metrics["act_on_rate"].count == 1  # e4's click at 30 s is late
+    dismissals = build_report(path, act_on={"dismissed"})
+    assert dismissals.group("v2").metrics["act_on_rate"].count == 1
+
+
+def test_several_by_keys_make_one_group_per_combination(
+    dataset: tuple[Path, list[Event]],
+) -> None:
+    path, _ = dataset
+    report = build_report(path, by=["model.version", "model.variant"], baseline="v1 / a")
+    assert [g.label for g in report.groups] == ["v1 / a", "v1 / b", "v2 / a"]
+    assert report.group("v1 / b").exposures == 1
+    assert report.group("v1 / b").key == {"model.version": "v1", "model.variant": "b"}
+    assert report.group("v1 / a").metrics["act_on_rate"].count == 2
+    by_attribute = build_report(path, by=["attributes.region"])
+    assert [g.label for g in by_attribute.groups] == ["eu", "us"]
+    with pytest.raises(ValueError, match="unknown key"):
+        build_report(path, by=["model.colour"])
+    with pytest.raises(ValueError, match="no group"):
+        build_report(path, baseline="v9")
+
+
+def test_a_significant_difference_is_flagged() -> None:
+    # 60/100 vs 30/100: Newcombe's interval excludes 0
+    lo, hi = newcombe_diff_ci(60, 100, 30, 100)  # type: ignore[misc]
+    assert 0 < lo < 0.3 < hi
+    # the Wilson interval matches its textbook value for 2 of 5 (Newcombe 1998, table I style)
+    lo2, hi2 = wilson_ci(2, 5)  # type: ignore[misc]
+    assert (round(lo2, 4), round(hi2, 4)) == (0.1176, 0.7693)
+
+
+def test_the_json_is_stable_and_documented(dataset: tuple[Path, list[Event]]) -> None:
+    path, _ = dataset
+    data = build_report(path).to_dict()
+    assert data["schema"] == "signalkit.report/1"
+    assert set(data) == {
+        "schema", "generated_at", "source", "params", "by", "baseline", "orphan_signals",
+        "histogram_edges", "groups",
+    }  # fmt: skip
+    group = data["groups"][1]
+    assert set(group) == {
+        "key", "label", "is_baseline", "exposures", "funnel", "metrics", "histograms"
+    }  # fmt: skip
+    docs = (Path(__file__).parents[1] / "docs" / "report.md").read_text()
+    for name, metric in group["metrics"].items():
+        assert f"`{name}`" in docs, name
+        assert set(metric) <= {"value", "n", "ci", "count", "vs_baseline"}
+    json.dumps(data)  # JSON-ready
+
+
+def test_backfilled_history_and_a_directory_of_rotated_files(tmp_path: Path) -> None:
+    client = sk.Client(
+        "old",
+        exporters=[sk.JsonlExporter(tmp_path / "events.jsonl", max_bytes=4000, backups=20)],
+        secret=SECRET,
+    )
+    start = datetime(2019, 3, 1, tzinfo=UTC)
+    for i in range(40):
+        with client.exposure("s", model_version="2019", at=start + i * H) as exp:
+            pass
+        if i % 4 == 0:
+            client.action(exp, "accepted", at=start + i * H + 3 * S)
+        if i % 8 == 7:
+            client.flush(10)  # one batch a flush; the file rotates between batches
+    client.shutdown(5)
+    assert len(list(tmp_path.glob("events.jsonl.*"))) >= 2  # it rotated
+    report = build_report(tmp_path)
+    g = report.group("2019")
+    assert g.exposures == 40
+    assert g.metrics["act_on_rate"].count == 10
+    assert g.metrics["time_to_action_p50_ms"].value == pytest.approx(3000)
+    assert build_report(tmp_path, since=start + 20 * H).group("2019").exposures == 20
+
+
+def test_nothing_in_a_file_makes_loading_raise(tmp_path: Path) -> None:
+    path = tmp_path / "junk.jsonl"
+    path.write_bytes(
+        b'{"a": 1}\n\xff\xfe\n[1, 2]\n"text"\n{"id": 5}\n'
+        b'{"id":"i","kind":"action","exposure_id":"x","ts":"not a time"}\n'
+        b'{"id":"j","kind":"nope","exposure_id":"x","ts":"2026-01-01T00:00:00Z"}\r\n'
+        + b'{"id":"k","kind":"exposure","exposure_id":"k","ts":"2026-01-01T00:00:00Z",'
+        b'"surface":"s","model":{"version":"v"},"score":{"strength":"high"}}\n'
+    )
+    with load_events(path) as loaded:
+        assert [(m.line, m.reason) for m in loaded.malformed] == [
+            (1, "missing id"),
+            (2, "invalid UTF-8"),
+            (3, "not a JSON object"),
+            (4, "not a JSON object"),
+            (5, "missing kind"),
+            (6, "missing or invalid ts"),
+            (7, "unknown kind nope"),
+        ]
+        assert loaded.events == 1
+    report = build_report(path)
+    assert report.group("v").exposures == 1
+
+
+def test_a_missing_source_is_a_clear_error(tmp_path: Path) -> None:
+    err = io.StringIO()
+    from signalkit.cli.report import run
+
+    parser_args = _args(["report", str(tmp_path / "nothing.jsonl")])
+    assert run(parser_args, out=io.StringIO(), err=err) == 2
+    assert "no JSONL events at" in err.getvalue()
+
+
+def _args(argv: list[str]) -> object:
+    import argparse
+
+    from signalkit.cli.report import add_parser
+
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers(dest="command"))
+    return parser.parse_args(argv)
+
+
+def test_the_cli_prints_table_json_and_html(
+    dataset: tuple[Path, list[Event]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, _ = dataset
+    assert main(["report", str(path), "--by", "model.version", "--until", "2026-01-10"]) == 0
+    text = capsys.readouterr().out
+    assert "act-on rate" in text
+    assert "  v1 " in text
+    assert "skipped 3 malformed lines" in text
+    assert main(["report", str(path), "--format", "json", "--window", "10s"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["params"]["action_window_ms"] == 10_000
+    assert data["groups"][0]["metrics"]["act_on_rate"]["count"] == 1
+    out = tmp_path / "r.html"
+    assert main(["report", str(path), "--format", "html", "-o", str(out)]) == 0
+    page = out.read_text()
+    assert page.startswith("<!doctype html>")
+    assert "<script" not in page
+    assert "http://" not in page
+    assert "https://" not in page
+
+
+def test_the_command_runs_as_a_subprocess(dataset: tuple[Path, list[Event]]) -> None:
+    path, _ = dataset
+    proc = subprocess.run(
+        [sys.executable, "-m", "signalkit.cli", "report", str(path), "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["groups"][0]["label"] == "v1"
+
+
+def test_without_duckdb_the_command_says_how_to_install_it(
+    dataset: tuple[Path, list[Event]], tmp_path: Path
+) -> None:
+    blocker = tmp_path / "block"
+    blocker.mkdir()
+    (blocker / "duckdb.py").write_text("raise ImportError('no duckdb here')\n")
+    code = (
+        f"import sys; sys.path.insert(0, {str(blocker)!r}); from signalkit.cli import main; "
+        f"sys.exit(main(['report', {str(dataset[0])!r}]))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 3
+    assert "pip install 'signalkit[report]'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_the_table_and_page_show_every_group(dataset: tuple[Path, list[Event]]) -> None:
+    path, _ = dataset
+    report = build_report(path)
+    table = render_table(report)
+    assert "v1" in table
+    assert "v2" in table
+    page = render_html(report)
+    for label in ("Act-on rate", "Time to action", "Signal strength", "Outcome funnel"):
+        assert label in page
+    assert page.count("<svg") == 4
+
+
+def test_the_demo_points_at_the_report(tmp_path: Path) -> None:
+    from signalkit.cli.demo import run_demo
+
+    out = io.StringIO()
+    run_demo(tmp_path / "d.jsonl", users=10, seed=1, out=out, err=io.StringIO())
+    assert "signalkit report" in out.getvalue()
+    assert "--format html" in out.getvalue()
+    report = build_report(tmp_path / "d.jsonl", surfaces=["reply-draft"])
+    assert {g.label for g in report.groups} <= {"2026-10-01", "2026-11-01"}
+
+
+def test_read_jsonl_agrees_with_the_loader_on_a_clean_file(
+    dataset: tuple[Path, list[Event]], tmp_path: Path
+) -> None:
+    _, events = dataset
+    clean = tmp_path / "clean.jsonl"
+    clean.write_bytes(b"".join(e.to_json() + b"\n" for e in events))
+    with clean.open("rb") as f:
+        parsed = list(read_jsonl(f))
+    with load_events(clean) as loaded:
+        rows = loaded.connection.execute(
+            "SELECT id, kind, ts_ms, strength FROM events ORDER BY line"
+        ).fetchall()
+    assert [(e.id, e.kind) for e in parsed] == [(r[0], r[1]) for r in rows]
+    assert [int(e.ts.timestamp() * 1000) for e in parsed] == [r[2] for r in rows]
