@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+import signalkit as sk
 from signalkit.analytics._reward import RULES, ignored_reward, merge_signals, ts_ms
 
 T0 = 1_760_000_000_000  # ms
@@ -169,3 +170,43 @@ def test_ts_ms_reads_text_datetimes_and_numbers() -> None:
     assert ts_ms("yesterday") is None
     assert ts_ms("2026-11-20T04:47:09") is None  # naive: no zone, no time
     assert ts_ms(True) is None
+
+
+def test_a_real_clients_accept_then_light_edit_merges_as_documented() -> None:
+    mem = sk.MemoryExporter()
+    client = sk.Client("reward", exporters=[mem], secret="s" * 32)
+    shown = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+    with client.exposure("reply-draft", model="m", model_version="v1", at=shown) as exp:
+        pass
+    original = "Your refund was approved and reaches your card in 3-5 days."
+    corrected = "Your refund was approved and reaches your card in 3 to 5 days."
+    accept = client.action(exp, "accepted", at=shown + timedelta(seconds=10))
+    edit = client.correction(exp, original, corrected, at=shown + timedelta(seconds=40))
+    assert client.flush(5)
+    client.shutdown(5)
+    assert accept is not None
+    assert accept.score is not None
+    assert edit is not None
+    assert edit.score is not None
+    # the default policy: a considered accept 0.55 × 1.2, a light edit 0.75 × −0.5
+    assert (accept.score.strength, accept.score.polarity) == pytest.approx((0.66, 1.0))
+    assert 0.85 <= edit.similarity < 0.97
+    assert (edit.score.strength, edit.score.polarity) == pytest.approx((0.75, -0.5))
+    rows = [
+        {
+            "id": e.id,
+            "kind": e.kind,
+            "ts_ms": ts_ms(e.ts),
+            "strength": e.score.strength if e.score else None,
+            "polarity": e.score.polarity if e.score else None,
+            "similarity": getattr(e, "similarity", None),
+        }
+        for e in mem.events
+        if e.kind != "exposure"
+    ]
+    merged = merge_signals(rows)
+    assert merged is not None
+    s = edit.similarity
+    assert merged.reward == pytest.approx(0.66 * s + 0.75 * -0.5 * (1 - s), abs=1e-6)
+    assert merged.strength == 0.75
+    assert merged.rules == ("correction_after_accept_lowers",)
