@@ -209,7 +209,8 @@ class Completion:
             self._digest.update(piece.encode("utf-8", "surrogatepass"))
         capture = self._capture
         if capture is not None:
-            room = CAPTURE_MAX_CHARS + 1 - sum(len(p) for p in capture)
+            kept = self._chars - len(piece)  # before this piece, all of it was kept if short
+            room = CAPTURE_MAX_CHARS + 1 - kept
             if room > 0:
                 capture.append(piece[:room])
 
@@ -245,7 +246,10 @@ class Completion:
         try:
             latency_ms = (time.perf_counter() - self._t0) * 1000
             exp = self.exposure
-            exp.attributes = self._attributes(end, error)
+            attrs = self._attributes(end, error)
+            if exp.attributes:  # set on the handle by the caller while the stream ran
+                attrs.update(exp.attributes)
+            exp.attributes = attrs
             if (
                 self.response_model
                 and self.response_model != self.request_model

@@ -157,10 +157,10 @@ def _post_hook(original: Callable[..., Any], state: _State) -> Callable[..., Any
         async def apost(path: Any, *args: Any, **kwargs: Any) -> Any:
             route = state.route(path, kwargs)
             completion = None if route is None else _open(state, route, kwargs)
-            if completion is None:
+            if route is None or completion is None:
                 return await original(path, *args, **kwargs)
             result = await original(path, *args, **kwargs)  # a failure records nothing
-            _observe(result, completion, route, is_async=True)  # type: ignore[arg-type]
+            _observe(result, completion, route, is_async=True)
             return result
 
         return apost
@@ -168,10 +168,10 @@ def _post_hook(original: Callable[..., Any], state: _State) -> Callable[..., Any
     def post(path: Any, *args: Any, **kwargs: Any) -> Any:
         route = state.route(path, kwargs)
         completion = None if route is None else _open(state, route, kwargs)
-        if completion is None:
+        if route is None or completion is None:
             return original(path, *args, **kwargs)
         result = original(path, *args, **kwargs)  # a failure records nothing
-        _observe(result, completion, route, is_async=False)  # type: ignore[arg-type]
+        _observe(result, completion, route, is_async=False)
         return result
 
     return post

@@ -25,7 +25,9 @@ INSTALL_HINT = "pip install 'signalkit-anthropic[anthropic]'  (or: pip install a
 
 C = TypeVar("C")
 
-_ROUTES = {"/v1/messages": _stainless.Route("chat", read_message, read_event)}
+_MESSAGES = _stainless.Route("chat", read_message, read_event)
+# beta.messages posts to /v1/messages in current SDKs, to the second path in older ones (0.60)
+_ROUTES = {"/v1/messages": _MESSAGES, "/v1/messages?beta=true": _MESSAGES}
 
 # The OpenTelemetry provider name of each client class that is not Anthropic's own API.
 _PROVIDERS = {
