@@ -336,6 +336,60 @@ def test_nothing_in_a_file_makes_loading_raise(tmp_path: Path) -> None:
     assert report.group("v").exposures == 1
 
 
+def _exposure_line(n: int) -> bytes:
+    eid = f"0190a000-0000-7000-8000-{n:012x}"
+    return (
+        f'{{"id":"{eid}","kind":"exposure","exposure_id":"{eid}",'
+        f'"ts":"2026-01-01T00:00:00Z","surface":"s","model":{{"version":"v"}}}}\n'
+    ).encode()
+
+
+def test_an_overlong_line_is_reported_and_the_rest_of_the_file_is_read(tmp_path: Path) -> None:
+    from signalkit.analytics._source import MAX_LINE_BYTES
+
+    path = tmp_path / "big.jsonl"
+    with path.open("wb") as f:
+        f.write(_exposure_line(1) + b"\n")  # line 2 is blank
+        f.write(b'{"id":"x","pad":"' + b"a" * (3 * MAX_LINE_BYTES) + b'"}\n')  # line 3
+        f.write(b"not json\n" + _exposure_line(2))  # lines 4 and 5
+    with load_events(path) as loaded:
+        assert [(m.line, m.reason) for m in loaded.malformed] == [
+            (3, f"line longer than {MAX_LINE_BYTES >> 20} MiB"),
+            (4, "invalid JSON"),
+        ]
+        assert loaded.events == 2
+        assert loaded.files == [str(path)]  # the file named, not the copy read
+        rows = loaded.connection.sql("SELECT line FROM events ORDER BY line").fetchall()
+        assert rows == [(1,), (5,)]
+
+
+def test_lines_are_numbered_per_file_and_the_first_copy_wins(tmp_path: Path) -> None:
+    (tmp_path / "events.jsonl.1").write_bytes(_exposure_line(1) + b"oops\n" + _exposure_line(2))
+    (tmp_path / "events.jsonl").write_bytes(
+        b"\n\n" + _exposure_line(2) + b"{}\n" + _exposure_line(3)
+    )
+    with load_events(tmp_path) as loaded:
+        assert [(m.file.rsplit("/", 1)[-1], m.line, m.reason) for m in loaded.malformed] == [
+            ("events.jsonl.1", 2, "invalid JSON"),
+            ("events.jsonl", 4, "missing id"),
+        ]
+        assert (loaded.events, loaded.duplicates) == (3, 1)
+        rows = loaded.connection.sql(
+            "SELECT file_idx, line, right(id, 1) FROM events ORDER BY file_idx, line"
+        ).fetchall()
+        assert rows == [(0, 1, "1"), (0, 3, "2"), (1, 5, "3")]  # id 2 kept from the older file
+
+
+def test_the_temporary_database_is_removed_when_closed(tmp_path: Path) -> None:
+    path = tmp_path / "e.jsonl"
+    path.write_bytes(_exposure_line(1))
+    loaded = load_events(path)
+    assert loaded.workdir is not None
+    assert Path(loaded.workdir).is_dir()
+    loaded.close()
+    assert not Path(loaded.workdir).exists()
+
+
 def test_a_missing_source_is_a_clear_error(tmp_path: Path) -> None:
     err = io.StringIO()
     from signalkit.cli.report import run

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import tempfile
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,6 +40,13 @@ INSTALL_HINT = "pip install 'signalkit[report]'  (or: uv add 'signalkit[report]'
 EVENT_KINDS = ("exposure", "action", "correction", "toggle", "outcome", "feedback")
 
 _ROTATED = re.compile(r"\.jsonl(?:\.(\d+))?$")
+
+MAX_LINE_BYTES = 16 * 1024 * 1024
+"""A line longer than this is malformed (``line longer than 16 MiB``), never read whole."""
+MEMORY_LIMIT = os.environ.get("SIGNALKIT_DUCKDB_MEMORY", "1GB")
+"""DuckDB's memory limit when :func:`load_events` opens its own database: beyond it, DuckDB
+spills to a temporary directory, so millions of events load in bounded memory."""
+_OVERLONG = b'{"__signalkit_overlong__":true}\n'
 
 
 class MissingDependency(ImportError):
@@ -88,10 +98,19 @@ class LoadedEvents:
     malformed: list[MalformedLine] = field(default_factory=list)
     """The first malformed lines (up to ``max_listed``), in file and line order."""
     table: str = "events"
+    workdir: str | None = None
+    """The temporary directory of the database :func:`load_events` opened (removed by
+    :meth:`close`), or None for a connection you passed."""
 
     def close(self) -> None:
-        """Close the DuckDB connection."""
+        """Close the DuckDB connection (and remove the temporary database, if any)."""
         self.connection.close()
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __post_init__(self) -> None:
+        if self.workdir is not None:  # not closed: removed when garbage-collected, or at exit
+            weakref.finalize(self, shutil.rmtree, self.workdir, True)
 
     def __enter__(self) -> LoadedEvents:
         return self
@@ -137,8 +156,8 @@ def resolve_files(source: str | os.PathLike[str]) -> list[Path]:
     return sorted(found, key=order)
 
 
-def _structure() -> str:
-    """The ``json_transform`` structure for one event line, built from :data:`COLUMNS`."""
+def _read_json_columns() -> str:
+    """The ``columns`` argument of ``read_json``: the event's fields, nested as in the JSON."""
     tree: dict[str, Any] = {}
     for col in COLUMNS:
         if col.name in ("scale_min", "scale_max"):
@@ -151,35 +170,207 @@ def _structure() -> str:
         if col.name in ("attributes", "items"):
             node[leaf] = "JSON"
         elif col.name == "ts_ms":
-            node[leaf] = "VARCHAR"
+            node[leaf] = "TIMESTAMPTZ"
         else:
             node[leaf] = col.duckdb
-    import json
 
-    return json.dumps(tree)
+    def sql_type(value: Any) -> str:
+        if isinstance(value, dict):
+            inner = ", ".join(f'"{k}" {sql_type(v)}' for k, v in value.items())
+            return f"STRUCT({inner})"
+        return str(value)
+
+    return "{" + ", ".join(f"{_sql_str(k)}: {_sql_str(sql_type(v))}" for k, v in tree.items()) + "}"
 
 
 def _select_columns() -> str:
     out = []
     for col in COLUMNS:
         if col.name == "ts_ms":
-            expr = "epoch_ms(try_cast(j.ts AS TIMESTAMPTZ))"
+            expr = "epoch_ms(ts)"
         elif col.name == "scale_min":
-            expr = "j.scale[1]"
+            expr = "scale[1]"
         elif col.name == "scale_max":
-            expr = "j.scale[2]"
+            expr = "scale[2]"
         elif col.name == "attributes":
-            expr = "coalesce(CAST(j.attributes AS VARCHAR), '{}')"
-        elif col.name in ("items",):
-            expr = "CAST(j.items AS VARCHAR)"
+            expr = "coalesce(CAST(attributes AS VARCHAR), '{}')"
+        elif col.name == "items":
+            expr = "CAST(items AS VARCHAR)"
         else:
-            expr = "j." + ".".join(f'"{p}"' for p in col.path)
+            expr = ".".join(f'"{p}"' for p in col.path)
         out.append(f'{expr} AS "{col.name}"')
     return ",\n       ".join(out)
 
 
 def _sql_str(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
+
+
+def _problem() -> str:
+    """Why a row of ``_sk_events`` is not an event (NULL when it is one)."""
+    kinds = ", ".join(_sql_str(k) for k in EVENT_KINDS)
+    return f"""CASE
+        WHEN id IS NULL AND kind IS NULL AND exposure_id IS NULL AND ts_ms IS NULL
+            THEN 'unparsed'
+        WHEN id IS NULL OR id = '' THEN 'missing id'
+        WHEN kind IS NULL THEN 'missing kind'
+        WHEN kind NOT IN ({kinds}) THEN 'unknown kind ' || left(kind, 40)
+        WHEN exposure_id IS NULL OR exposure_id = '' THEN 'missing exposure_id'
+        WHEN ts_ms IS NULL THEN 'missing or invalid ts'
+    END"""
+
+
+def _lines_reader(path: str) -> str:
+    # One VARCHAR column per line: a delimiter no JSON text contains unescaped, no quoting.
+    # Lines DuckDB rejects (invalid UTF-8) go to _sk_rejects with their line numbers.
+    return (
+        f"read_csv({_sql_str(path)}, columns = {{'l': 'VARCHAR'}}, delim = '\\x01', "
+        "quote = '', escape = '', header = false, auto_detect = false, "
+        f"strict_mode = false, max_line_size = {MAX_LINE_BYTES}, "
+        f"buffer_size = {2 * MAX_LINE_BYTES}, "
+        "new_line = '\\r\\n', "
+        "store_rejects = true, rejects_table = '_sk_rejects', "
+        "rejects_scan = '_sk_reject_scans')"
+    )
+
+
+def _shift(ks: list[int], skipped: list[int]) -> list[int]:
+    """Line numbers of the ``ks``-th lines counting only lines not in ``skipped`` (sorted)."""
+    out = []
+    j = 0
+    for k in ks:  # ks ascending: the k-th kept line is k + #{skipped s_j : s_j - j < k}
+        while j < len(skipped) and skipped[j] - (j + 1) < k:
+            j += 1
+        out.append(k + j)
+    return out
+
+
+def _scan_lines(con: duckdb.DuckDBPyConnection, path: str) -> tuple[int, list[int], list[int]]:
+    """One pass over the lines: (lines in the file, blank line numbers, invalid UTF-8 ones)."""
+    row = con.execute(
+        "SELECT count(*), coalesce(list(k ORDER BY k) FILTER (WHERE l IS NULL OR trim(l) = ''), "
+        f"[]) FROM (SELECT ordinality AS k, l FROM {_lines_reader(path)} WITH ORDINALITY)"
+    ).fetchall()[0]
+    rejects = [
+        int(r[0]) for r in con.execute("SELECT line FROM _sk_rejects ORDER BY line").fetchall()
+    ]
+    con.execute("DROP TABLE IF EXISTS _sk_rejects").fetchall()
+    con.execute("DROP TABLE IF EXISTS _sk_reject_scans").fetchall()
+    blanks = _shift([int(k) for k in row[1]], rejects)
+    return int(row[0]) + len(rejects), blanks, rejects
+
+
+def _reasons(con: duckdb.DuckDBPyConnection, path: str, lines: list[int]) -> dict[int, str]:
+    """Why each of these lines (rows read_json could not read) is malformed.
+
+    The plain-line scan skips lines that are not UTF-8 (DuckDB lists them in ``_sk_rejects``),
+    so line ``n`` is scan row ``n - #{rejected lines before n}``: guess no rejects, and scan
+    again with the right row numbers when there were some.
+    """
+
+    def scan(ks: list[int]) -> tuple[dict[int, str], list[int]]:
+        rows = con.execute(
+            f"SELECT k, CASE WHEN l = {_sql_str(_OVERLONG.decode().strip())} "
+            f"THEN 'line longer than {MAX_LINE_BYTES >> 20} MiB' "
+            "WHEN NOT json_valid(l) THEN 'invalid JSON' "
+            "WHEN json_type(CASE WHEN json_valid(l) THEN l END) <> 'OBJECT' "
+            "THEN 'not a JSON object' "
+            "WHEN coalesce(json_extract_string(l, '$.id'), '') = '' THEN 'missing id' "
+            "WHEN json_extract_string(l, '$.kind') IS NULL THEN 'missing kind' "
+            "ELSE 'invalid field type' END AS why "
+            f"FROM (SELECT ordinality AS k, l FROM {_lines_reader(path)} WITH ORDINALITY) "
+            "WHERE k IN (SELECT unnest(?::BIGINT[]))",
+            [ks],
+        ).fetchall()
+        rejects = sorted(int(r[0]) for r in con.execute("SELECT line FROM _sk_rejects").fetchall())
+        con.execute("DROP TABLE IF EXISTS _sk_rejects").fetchall()
+        con.execute("DROP TABLE IF EXISTS _sk_reject_scans").fetchall()
+        return {int(k): str(why) for k, why in rows}, rejects
+
+    found, rejects = scan(lines)
+    if not rejects:
+        return {n: found.get(n, "invalid field type") for n in lines}
+    reasons = dict.fromkeys(rejects, "invalid UTF-8")
+    rows_of = {n - sum(1 for r in rejects if r < n): n for n in lines if n not in reasons}
+    found, _ = scan(sorted(rows_of))
+    reasons.update((rows_of[k], why) for k, why in found.items())
+    return {n: reasons.get(n, "invalid field type") for n in lines}
+
+
+def _renumber(con: duckdb.DuckDBPyConnection, idx: int, blanks: list[int]) -> None:
+    """Turn row numbers of file ``idx`` into line numbers, given its blank lines."""
+    if not blanks:
+        return
+    con.execute("CREATE OR REPLACE TEMP TABLE _sk_blank (v BIGINT, j BIGINT)").fetchall()
+    con.execute(
+        "INSERT INTO _sk_blank SELECT b - j AS v, max(j) FROM (SELECT unnest(?::BIGINT[]) "
+        "AS b, generate_subscripts(?::BIGINT[], 1) AS j) GROUP BY b - j",
+        [blanks, blanks],
+    ).fetchall()
+    # the r-th non-blank line is line r + #{blank b_j : b_j - j < r}
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _sk_fix AS SELECT x.line AS r, "
+        "x.line + coalesce(bl.j, 0) AS n FROM (SELECT line FROM _sk_events WHERE file_idx = ?) "
+        "AS x ASOF LEFT JOIN _sk_blank AS bl ON x.line > bl.v",
+        [idx],
+    ).fetchall()
+    con.execute(
+        "UPDATE _sk_events SET line = _sk_fix.n FROM _sk_fix "
+        "WHERE _sk_events.file_idx = ? AND _sk_events.line = _sk_fix.r",
+        [idx],
+    ).fetchall()
+    con.execute("DROP TABLE _sk_fix").fetchall()
+    con.execute("DROP TABLE _sk_blank").fetchall()
+
+
+def _read_file(con: duckdb.DuckDBPyConnection, create: str, idx: int, path: Path) -> None:
+    """Read one JSONL file into ``_sk_events``: a row per non-blank line, numbered in order."""
+    reader = (
+        f"read_json({_sql_str(str(path))}, format = 'newline_delimited', records = true, "
+        f"ignore_errors = true, maximum_object_size = {MAX_LINE_BYTES}, "
+        f"columns = {_read_json_columns()})"
+    )
+    # In insertion order (DuckDB keeps it), so the file's rows get consecutive rowids: its
+    # n-th non-blank line is row base + n - 1. (WITH ORDINALITY would say so too, at twice the
+    # cost of the whole read.)
+    con.execute(
+        f"""{create}
+        SELECT {idx} AS file_idx, CAST(NULL AS BIGINT) AS line, {_select_columns()}
+        FROM {reader}"""
+    ).fetchall()
+    con.execute(
+        "UPDATE _sk_events SET line = rowid + 1 - "
+        "(SELECT min(rowid) FROM _sk_events WHERE file_idx = ?) WHERE file_idx = ?",
+        [idx, idx],
+    ).fetchall()
+
+
+def _without_overlong_lines(path: Path, workdir: str) -> Path:
+    """A copy of ``path`` in ``workdir`` where each line longer than MAX_LINE_BYTES is a stub
+    (same line numbers), read in blocks: an overlong line is never held whole in memory."""
+    fd, name = tempfile.mkstemp(suffix=".jsonl", dir=workdir)
+    with path.open("rb") as src, os.fdopen(fd, "wb") as dst:
+        while True:
+            line = src.readline(MAX_LINE_BYTES + 1)
+            if not line:
+                break
+            if len(line) > MAX_LINE_BYTES:
+                while line and not line.endswith(b"\n"):  # skip the rest of it
+                    line = src.readline(MAX_LINE_BYTES)
+                dst.write(_OVERLONG)
+            else:
+                dst.write(line)
+    return Path(name)
+
+
+def _count_lines(path: Path) -> int:
+    """Lines in a file (a last line without a newline counts), read in 16 MiB blocks."""
+    count, last = 0, b"\n"
+    with path.open("rb") as f:
+        while block := f.read(16 * 1024 * 1024):
+            count += block.count(b"\n")
+            last = block[-1:]
+    return count + (last != b"\n")
 
 
 def load_events(
@@ -195,105 +386,96 @@ def load_events(
     reported (``malformed_count`` and the first ``max_listed`` in ``malformed``). Nothing in
     the files makes this raise; a missing source raises ``FileNotFoundError`` and a missing
     DuckDB :class:`MissingDependency`. Pass ``connection`` to load into your own DuckDB
-    connection (the temp tables ``_sk_*`` and the table ``events`` are replaced).
+    connection (the tables ``_sk_*`` and ``events`` are replaced).
+
+    DuckDB's ``read_json`` reads each file into typed columns; its ``n``-th row is the ``n``-th
+    non-blank line (a malformed line gives an empty row). Only a file with blank lines is read
+    a second time, as plain lines, to number them; only malformed lines are looked at again,
+    to say why.
     """
     duckdb_mod = require_duckdb()
     files = resolve_files(source if source is not None else default_source())
-    con: duckdb.DuckDBPyConnection = connection or duckdb_mod.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    con.execute("CREATE OR REPLACE TEMP TABLE _sk_lines (file_idx INTEGER, line BIGINT, l VARCHAR)")
-    rejected: list[tuple[int, int, str]] = []
+    # a database file in a temporary directory, with a memory limit: tables larger than the
+    # limit spill to disk instead of growing the process (the directory also holds the copy of
+    # a file with overlong lines)
+    workdir = tempfile.mkdtemp(prefix="signalkit-events-")
+    con: duckdb.DuckDBPyConnection = connection or duckdb_mod.connect(
+        ":memory:",
+        config={"memory_limit": MEMORY_LIMIT, "temp_directory": workdir},
+    )
+    con.execute("SET TimeZone = 'UTC'").fetchall()
+    con.execute("DROP TABLE IF EXISTS events").fetchall()
+    con.execute("DROP VIEW IF EXISTS events").fetchall()
+    total_lines = 0
+    read_paths = list(files)  # what was read: a file, or its copy without overlong lines
     for idx, path in enumerate(files):
-        # One VARCHAR column per line: a delimiter no JSON text contains unescaped, no quoting.
-        # Lines DuckDB rejects (invalid UTF-8) are stored in reject_errors with their line
-        # number; the line numbers of the rows after them are corrected below.
-        reader = (
-            f"read_csv({_sql_str(str(path))}, columns = {{'l': 'VARCHAR'}}, delim = '\\x01', "
-            "quote = '', escape = '', header = false, auto_detect = false, "
-            "strict_mode = false, max_line_size = 1000000000, new_line = '\\r\\n', "
-            "store_rejects = true, rejects_table = '_sk_rejects', "
-            "rejects_scan = '_sk_reject_scans')"
+        create = "CREATE OR REPLACE TABLE _sk_events AS" if idx == 0 else "INSERT INTO _sk_events"
+        try:
+            _read_file(con, create, idx, path)
+        except duckdb_mod.InvalidInputException as exc:
+            if "maximum_object_size" not in str(exc):
+                raise
+            # a line longer than MAX_LINE_BYTES: read a copy in which each such line is a stub
+            path = read_paths[idx] = _without_overlong_lines(path, workdir)
+            _read_file(con, create, idx, path)
+        rows = int(
+            con.execute("SELECT count(*) FROM _sk_events WHERE file_idx = ?", [idx]).fetchall()[0][
+                0
+            ]
         )
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE _sk_file AS "
-            f"SELECT row_number() OVER () AS k, l FROM {reader}"
-        )
-        rejects = [
-            int(r[0]) for r in con.execute("SELECT line FROM _sk_rejects ORDER BY line").fetchall()
+        total_lines += rows
+        if rows != _count_lines(path):
+            # blank lines: read_json skips them, so row n is the n-th non-blank line; number
+            # the lines for real (a second pass, only for files that have blank lines)
+            _, blanks, _ = _scan_lines(con, str(path))
+            _renumber(con, idx, blanks)
+    problem = _problem()
+    bad_count = int(
+        con.execute(f"SELECT count(*) FROM _sk_events WHERE ({problem}) IS NOT NULL").fetchall()[0][
+            0
         ]
-        con.execute("DROP TABLE IF EXISTS _sk_rejects").fetchall()
-        con.execute("DROP TABLE IF EXISTS _sk_reject_scans").fetchall()
-        if rejects:
-            con.execute(
-                "CREATE OR REPLACE TEMP TABLE _sk_rej AS "
-                "SELECT unnest(?::BIGINT[]) AS r, generate_subscripts(?::BIGINT[], 1) AS j",
-                [rejects, rejects],
-            )
-            # valid row k is line k + #{rejected line r_j : r_j - j < k}
-            line_expr = "k + (SELECT count(*) FROM _sk_rej WHERE r - j < k)"
-            rejected.extend((idx, r, "invalid UTF-8") for r in rejects)
-        else:
-            line_expr = "k"
-        con.execute(f"INSERT INTO _sk_lines SELECT {idx}, {line_expr}, l FROM _sk_file")
-    con.execute("DROP TABLE IF EXISTS _sk_file")
-    con.execute("DROP TABLE IF EXISTS _sk_rej")
-
-    kinds = ", ".join(_sql_str(k) for k in EVENT_KINDS)
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE _sk_parsed AS
-        SELECT file_idx, line,
-               {_select_columns()},
-               CASE WHEN NOT ok THEN 'invalid JSON'
-                    WHEN NOT obj THEN 'not a JSON object'
-                    WHEN j.id IS NULL OR j.id = '' THEN 'missing id'
-                    WHEN j.kind IS NULL THEN 'missing kind'
-                    WHEN j.kind NOT IN ({kinds}) THEN 'unknown kind ' || left(j.kind, 40)
-                    WHEN j.exposure_id IS NULL OR j.exposure_id = '' THEN 'missing exposure_id'
-                    WHEN try_cast(j.ts AS TIMESTAMPTZ) IS NULL THEN 'missing or invalid ts'
-               END AS problem
-        FROM (
-            SELECT file_idx, line, ok, obj,
-                   json_transform(CASE WHEN obj THEN vl END, {_sql_str(_structure())}) AS j
-            FROM (
-                SELECT file_idx, line, ok, vl, coalesce(json_type(vl) = 'OBJECT', false) AS obj
-                FROM (
-                    SELECT file_idx, line, ok, CASE WHEN ok THEN l END AS vl
-                    FROM (SELECT file_idx, line, l, json_valid(l) AS ok
-                          FROM _sk_lines WHERE trim(coalesce(l, '')) <> '')
-                )
-            )
-        )
-        """
     )
-    con.execute("DROP TABLE _sk_lines")
-    names = ", ".join(f'"{c.name}"' for c in COLUMNS)
-    con.execute(
-        f"""
-        CREATE OR REPLACE TABLE events AS
-        SELECT {names}, file_idx, line FROM _sk_parsed WHERE problem IS NULL
-        QUALIFY row_number() OVER (PARTITION BY id ORDER BY file_idx, line) = 1
-        """
-    )
-    lines, valid = con.execute(
-        "SELECT count(*), count(*) FILTER (WHERE problem IS NULL) FROM _sk_parsed"
-    ).fetchall()[0]
-    bad = con.execute(
-        "SELECT file_idx, line, problem FROM _sk_parsed WHERE problem IS NOT NULL "
-        "ORDER BY file_idx, line LIMIT ?",
-        [max_listed + len(rejected)],
-    ).fetchall()
-    bad_count = int(lines) - int(valid)
-    con.execute("DROP TABLE _sk_parsed")
-    events = int(con.execute("SELECT count(*) FROM events").fetchall()[0][0])
-    all_bad = sorted([*((int(f), int(n), str(p)) for f, n, p in bad), *rejected])
+    bad: list[tuple[int, int, str]] = []
+    if bad_count:
+        bad = [
+            (int(f), int(n), str(p))
+            for f, n, p in con.execute(
+                f"SELECT file_idx, line, {problem} AS p FROM _sk_events WHERE p IS NOT NULL "
+                "ORDER BY file_idx, line LIMIT ?",
+                [max_listed],
+            ).fetchall()
+        ]
+        for idx in sorted({f for f, _, p in bad if p == "unparsed"}):
+            todo = [n for f, n, p in bad if f == idx and p == "unparsed"]
+            found = _reasons(con, str(read_paths[idx]), todo)
+            bad = [
+                (f, n, found.get(n, "unreadable") if f == idx and p == "unparsed" else p)
+                for f, n, p in bad
+            ]
+        con.execute(f"DELETE FROM _sk_events WHERE ({problem}) IS NOT NULL").fetchall()
+    valid = int(con.execute("SELECT count(*) FROM _sk_events").fetchall()[0][0])
+    distinct = int(con.execute("SELECT count(DISTINCT id) FROM _sk_events").fetchall()[0][0])
+    if distinct < valid:
+        # keep the first copy of each repeated id (in file, then line order)
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE _sk_dups AS SELECT id, "
+            "min(file_idx * 1099511627776 + line) AS keep FROM _sk_events "
+            "GROUP BY id HAVING count(*) > 1"
+        ).fetchall()
+        con.execute(
+            "DELETE FROM _sk_events USING _sk_dups WHERE _sk_events.id = _sk_dups.id "
+            "AND _sk_events.file_idx * 1099511627776 + _sk_events.line <> _sk_dups.keep"
+        ).fetchall()
+        con.execute("DROP TABLE _sk_dups").fetchall()
+    con.execute("ALTER TABLE _sk_events RENAME TO events").fetchall()
     names_of = [str(p) for p in files]
     return LoadedEvents(
         connection=con,
         files=names_of,
-        lines=int(lines) + len(rejected),
-        events=events,
-        duplicates=int(valid) - events,
-        malformed_count=bad_count + len(rejected),
-        malformed=[MalformedLine(names_of[f], n, p) for f, n, p in all_bad[:max_listed]],
+        lines=total_lines,
+        events=distinct,
+        duplicates=valid - distinct,
+        malformed_count=bad_count,
+        malformed=[MalformedLine(names_of[f], n, p) for f, n, p in bad],
+        workdir=workdir,
     )
