@@ -185,7 +185,7 @@ def run_demo(
     )
     out.write(f"next: signalkit tail {path}   ·   signalkit schema\n")
     out.write(f"      signalkit report {path} --surface reply-draft\n")
-    out.write(f"      signalkit report {path} --by model.name --by model.version --format html\n")
+    out.write(f"      signalkit report {path} --surface reply-draft --format html -o report.html\n")
     return DemoResult(path, len(raw), users, exposures, elapsed)
 
 
