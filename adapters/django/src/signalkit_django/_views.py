@@ -1,0 +1,81 @@
+"""The relay endpoint a page posts its signals to, and the page script."""
+
+from __future__ import annotations
+
+import orjson
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+
+from signalkit.relay import Relay, RelayResponse
+
+from . import _script
+from ._config import relay
+
+__all__ = ["relay_view", "script_view"]
+
+
+@csrf_exempt  # the exposure tokens are the credential; a page's cookie alone proves nothing
+@require_POST
+def relay_view(request: HttpRequest) -> HttpResponse:
+    """Record the signals a page posts (``docs/relay.md``); answer 202, 4xx or 503 as JSON.
+
+    The body is never read past ``max_body_bytes`` + 1: a larger declared ``Content-Length`` is
+    answered 413 without reading it. The rate-limit key is the session id, else the user id,
+    else the client address.
+    """
+    the_relay = relay()
+    limit = the_relay.max_body_bytes
+    declared = _content_length(request)
+    if declared is not None and declared > limit:
+        return _respond(_too_large(the_relay, f"Content-Length {declared} is"))
+    body = request.read(limit + 1)
+    if len(body) > limit:
+        return _respond(_too_large(the_relay, "the body is"))
+    answer = the_relay.handle(
+        body, key=_key(request), content_type=request.META.get("CONTENT_TYPE")
+    )
+    return _respond(answer)
+
+
+@require_GET
+def script_view(request: HttpRequest) -> HttpResponse:
+    """Serve the page script (``relay.js``) with a strong ETag; ``304`` when the page has it."""
+    headers = {"ETag": _script.ETAG, "Cache-Control": _script.CACHE_CONTROL}
+    if _script.not_modified(request.META.get("HTTP_IF_NONE_MATCH")):
+        return HttpResponse(status=304, headers=headers)
+    return HttpResponse(_script.SCRIPT, content_type=_script.CONTENT_TYPE, headers=headers)
+
+
+def _content_length(request: HttpRequest) -> int | None:
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or "")
+    except ValueError:
+        return None
+
+
+def _key(request: HttpRequest) -> str:
+    subject = getattr(request, "signalkit_subject", None)
+    for name in ("session_id", "user_id"):
+        value = getattr(subject, name, None)
+        if value:
+            return f"{name}:{value}"
+    return f"addr:{request.META.get('REMOTE_ADDR', '')}"
+
+
+def _too_large(the_relay: Relay, what: str) -> RelayResponse:
+    # Refused before the relay sees a body: count it where the relay counts its own refusals.
+    the_relay._count("body_too_large")
+    message = f"{what} over the limit of {the_relay.max_body_bytes} bytes"
+    return RelayResponse(
+        413,
+        orjson.dumps({"error": "body_too_large", "message": message}),
+        {"Content-Type": "application/json", "Cache-Control": "no-store"},
+    )
+
+
+def _respond(answer: RelayResponse) -> HttpResponse:
+    response = HttpResponse(answer.body, status=answer.status)
+    for name, value in answer.headers.items():
+        response[name] = value
+    return response
