@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import orjson
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -29,7 +31,7 @@ def relay_view(request: HttpRequest) -> HttpResponse:
     declared = _content_length(request)
     if declared is not None and declared > limit:
         return _respond(_too_large(the_relay, f"Content-Length {declared} is"))
-    body = request.read(limit + 1)
+    body = _read_at_most(request.read, limit + 1)
     if len(body) > limit:
         return _respond(_too_large(the_relay, "the body is"))
     answer = the_relay.handle(
@@ -52,6 +54,16 @@ def _content_length(request: HttpRequest) -> int | None:
         return int(request.META.get("CONTENT_LENGTH") or "")
     except ValueError:
         return None
+
+
+def _read_at_most(read: Callable[[int], bytes], size: int) -> bytes:
+    """Read until ``size`` bytes or the end (a stream may return less than asked)."""
+    chunks: list[bytes] = []
+    left = size
+    while left > 0 and (chunk := read(left)):
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
 
 
 def _key(request: HttpRequest) -> str:

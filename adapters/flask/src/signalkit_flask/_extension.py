@@ -1,0 +1,268 @@
+"""The ``Signalkit`` extension: per-request context, and the relay and script routes."""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from flask import Blueprint, Flask, Request, Response, current_app, g, request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+import signalkit
+from signalkit import Client, ConfigError, Subject
+from signalkit.relay import Relay, RelayResponse
+
+from . import _script
+from ._identity import Identity, ThrottledLog, identity_of
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+__all__ = ["Identify", "Signalkit"]
+
+logger = logging.getLogger("signalkit.flask")
+
+Identify = Callable[[Request], object]
+"""Given the request, return ids: a mapping of ``user_id``, ``anonymous_id``, ``session_id``,
+``tenant_id`` (str or int values), a :class:`signalkit.Subject`, or ``None``."""
+
+
+class Signalkit:
+    """Flask extension: each request runs inside :func:`signalkit.context`, and pages can post
+    signals to a :class:`~signalkit.relay.Relay`.
+
+    ``client``: the client to record with (default: signalkit's default client).
+    ``identify``: a callable given the request that returns its ids (see :data:`Identify`);
+    they win over the default, which is Flask-Login's ``current_user.get_id()`` when Flask-Login
+    is set up on the app. An identify that raises is logged at a limited rate and counted in
+    :attr:`identify_failures`; the request goes on without those ids.
+    ``relay_path`` / ``script_path``: where the relay (``POST``) and the page script (``GET``)
+    are served, ``None`` for neither; ``relay_options`` go to :class:`~signalkit.relay.Relay`
+    (``rate``, ``burst``, ``max_body_bytes``...).
+
+    The context covers the whole response, a streamed body included: the app runs inside its
+    own :class:`contextvars.Context` per request, left when the server closes the response, so
+    nothing set for one request is seen by the next on the same thread.
+    """
+
+    def __init__(
+        self,
+        app: Flask | None = None,
+        client: Client | None = None,
+        *,
+        identify: Identify | None = None,
+        relay_path: str | None = "/signals",
+        script_path: str | None = "/signals.js",
+        **relay_options: Any,
+    ) -> None:
+        if identify is not None and not callable(identify):
+            raise ConfigError(f"identify: must be a callable, got {type(identify).__name__}")
+        for name, path in (("relay_path", relay_path), ("script_path", script_path)):
+            if path is not None and not (isinstance(path, str) and path.startswith("/")):
+                raise ConfigError(f"{name}: must be a path starting with '/', got {path!r}")
+        self.client = client
+        self.identify = identify
+        self.relay_path = relay_path
+        self.script_path = script_path
+        self.relay = Relay(client, **relay_options)
+        """The relay pages post to (its :meth:`~signalkit.relay.Relay.stats` say what it did)."""
+        self._failures = ThrottledLog(logger)
+        self._environ_key = f"signalkit_flask.{id(self)}"
+        if app is not None:
+            self.init_app(app)
+
+    @property
+    def identify_failures(self) -> int:
+        """How many requests' identification failed (each logged, at a limited rate)."""
+        return self._failures.count
+
+    def init_app(self, app: Flask) -> None:
+        """Set up ``app``: wrap its WSGI app, add the request hooks and the relay blueprint."""
+        if "signalkit" in app.extensions:
+            raise ConfigError(f"Signalkit is already set up on app {app.name!r}")
+        app.extensions["signalkit"] = self
+        app.wsgi_app = _ContextPerRequest(app.wsgi_app, self._environ_key)  # type: ignore[method-assign]
+        app.before_request(self._enter)
+        app.teardown_request(self._teardown)
+        if self.relay_path is None and self.script_path is None:
+            return
+        blueprint = Blueprint("signalkit", __name__)
+        if self.relay_path is not None:
+            blueprint.add_url_rule(self.relay_path, "relay", self._relay_view, methods=["POST"])
+        if self.script_path is not None:
+            blueprint.add_url_rule(self.script_path, "script", _script_view, methods=["GET"])
+        app.register_blueprint(blueprint)
+
+    # -- per request --------------------------------------------------------------------------
+
+    def _enter(self) -> None:
+        state = request.environ.get(self._environ_key)
+        if not isinstance(state, _RequestState) or state.entered:
+            # Not under our WSGI wrapper (something replaced app.wsgi_app): enter here and
+            # leave in teardown. Bodies streamed after the view returns then miss the context.
+            state = g._signalkit_fallback = _RequestState()
+        state.enter(self._ids())
+        g.signalkit_subject = state.subject
+
+    def _teardown(self, exc: BaseException | None) -> None:
+        state: _RequestState | None = g.pop("_signalkit_fallback", None)
+        if state is not None:
+            state.leave()
+
+    def _ids(self) -> Identity:
+        ids: Identity = {}
+        try:
+            ids.update(_flask_login_ids())
+            if self.identify is not None:
+                ids.update(identity_of(self.identify(request)))
+        except Exception:  # never break the host's request
+            self._failures.exception("signalkit: identifying the request failed; ids left out")
+        return ids
+
+    # -- views --------------------------------------------------------------------------------
+
+    def _relay_view(self) -> Response:
+        relay = self.relay
+        limit = relay.max_body_bytes
+        declared = request.content_length
+        if declared is not None and declared > limit:
+            return _respond(_too_large(relay, f"Content-Length {declared} is"))
+        try:
+            body = _read_at_most(request.stream.read, limit + 1)
+        except RequestEntityTooLarge:  # the app's own MAX_CONTENT_LENGTH is lower
+            return _respond(
+                _too_large(relay, "the body is", current_app.config["MAX_CONTENT_LENGTH"])
+            )
+        if len(body) > limit:
+            return _respond(_too_large(relay, "the body is"))
+        answer = relay.handle(body, key=_key(), content_type=request.headers.get("Content-Type"))
+        return _respond(answer)
+
+
+def _script_view() -> Response:
+    headers = {"ETag": _script.ETAG, "Cache-Control": _script.CACHE_CONTROL}
+    if _script.not_modified(request.headers.get("If-None-Match")):
+        return Response(status=304, headers=headers)
+    return Response(_script.SCRIPT, content_type=_script.CONTENT_TYPE, headers=headers)
+
+
+def _flask_login_ids() -> Identity:
+    flask_login: Any = sys.modules.get("flask_login")  # only if the app uses it
+    if flask_login is None or getattr(current_app, "login_manager", None) is None:
+        return {}
+    user = flask_login.current_user
+    if not getattr(user, "is_authenticated", False):
+        return {}
+    user_id = user.get_id()
+    return {} if user_id is None else {"user_id": str(user_id)}
+
+
+def _key() -> str:
+    subject = g.get("signalkit_subject")
+    for name in ("session_id", "user_id"):
+        value = getattr(subject, name, None)
+        if value:
+            return f"{name}:{value}"
+    return f"addr:{request.remote_addr or ''}"
+
+
+def _too_large(relay: Relay, what: str, limit: int | None = None) -> RelayResponse:
+    # Refused before the relay sees a body: count it where the relay counts its own refusals.
+    relay._count("body_too_large")
+    message = f"{what} over the limit of {limit or relay.max_body_bytes} bytes"
+    return RelayResponse(
+        413,
+        orjson.dumps({"error": "body_too_large", "message": message}),
+        {"Content-Type": "application/json", "Cache-Control": "no-store"},
+    )
+
+
+def _read_at_most(read: Callable[[int], bytes], size: int) -> bytes:
+    """Read until ``size`` bytes or the end (a stream may return less than asked)."""
+    chunks: list[bytes] = []
+    left = size
+    while left > 0 and (chunk := read(left)):
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def _respond(answer: RelayResponse) -> Response:
+    return Response(answer.body, status=answer.status, headers=answer.headers)
+
+
+# -- one contextvars.Context per request --------------------------------------------------------
+
+
+class _RequestState:
+    """The request's ``signalkit.context`` block, entered by the hook and left at the end."""
+
+    def __init__(self) -> None:
+        self._block: AbstractContextManager[Subject] | None = None
+        self.subject: Subject | None = None
+
+    @property
+    def entered(self) -> bool:
+        return self._block is not None
+
+    def enter(self, ids: Identity) -> None:
+        self._block = signalkit.context(**ids)
+        self.subject = self._block.__enter__()
+
+    def leave(self) -> None:
+        block, self._block = self._block, None
+        if block is not None:
+            block.__exit__(None, None, None)
+
+
+class _ContextPerRequest:
+    """WSGI middleware: run the app, and the iteration and closing of what it returns, inside
+    one fresh :class:`contextvars.Context` per request (PEP 3333 servers may iterate a body
+    after the app returned: the context must still be there, and gone afterwards)."""
+
+    def __init__(self, app: WSGIApplication, key: str) -> None:
+        self.app = app
+        self.key = key
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        context = contextvars.copy_context()
+        state = environ[self.key] = _RequestState()
+        try:
+            body = context.run(self.app, environ, start_response)
+        except BaseException:
+            context.run(state.leave)
+            raise
+        return _Body(body, context, state)
+
+
+class _Body:
+    """The app's response body, iterated and closed inside the request's context."""
+
+    def __init__(
+        self, body: Iterable[bytes], context: contextvars.Context, state: _RequestState
+    ) -> None:
+        self._body = body
+        self._context = context
+        self._state = state
+        self._iterator: Iterator[bytes] | None = None
+
+    def __iter__(self) -> _Body:
+        return self
+
+    def __next__(self) -> bytes:
+        if self._iterator is None:
+            self._iterator = self._context.run(iter, self._body)
+        return self._context.run(next, self._iterator)
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._body, "close", None)
+            if close is not None:
+                self._context.run(close)
+        finally:
+            self._context.run(self._state.leave)
