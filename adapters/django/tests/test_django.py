@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -86,6 +88,37 @@ def astream_view(request: Any) -> Any:
     return StreamingHttpResponse(chunks(), content_type="application/x-ndjson")
 
 
+PAGE = """<!doctype html><html><body>
+<script src="/t/signals.js" data-endpoint="/t/signals"></script>
+<div data-signalkit-token="{token}"><p>Draft reply</p>
+  <details data-signalkit-toggle="sources"><summary>Sources</summary>kb-12</details>
+  <button id="use" data-signalkit-action="accepted">Use this reply</button>
+  <button id="up" data-signalkit-feedback="1">up</button>
+</div>
+<script>
+  window.addEventListener("load", function () {{
+    document.querySelector("details").open = true;
+    document.getElementById("use").click();
+    document.getElementById("up").click();
+  }});
+</script>
+</body></html>"""
+PAGES: dict[str, dict[str, str]] = {}
+
+
+def page_view(request: Any) -> Any:
+    from django.contrib.auth import login
+    from django.contrib.auth.models import User
+    from django.http import HttpResponse
+
+    user, _ = User.objects.get_or_create(username="browser")
+    login(request, user)  # the browser gets Django's session cookie with the page
+    with CLIENT.exposure("reply-draft", model="drafter", model_version="v1") as exp:
+        pass
+    PAGES[exp.id] = {"user_id": str(user.pk), "session_id": str(request.session.session_key)}
+    return HttpResponse(PAGE.format(token=exp.token))
+
+
 def _urls() -> list[Any]:
     from django.urls import include, path
 
@@ -95,6 +128,7 @@ def _urls() -> list[Any]:
         path("arecord", arecord_view),
         path("stream", stream_view),
         path("astream", astream_view),
+        path("page", page_view),
         path("t/", include("signalkit_django.urls")),
     ]
 
@@ -338,6 +372,8 @@ def test_a_wrong_setting_names_the_key(project: Path) -> None:
         ({"IDENTFY": "x"}, "unknown key(s) ['IDENTFY']"),
         ({"IDENTIFY": "no.such.module.fn"}, "SIGNALKIT['IDENTIFY']: cannot import"),
         ({"CLIENT": 3}, "SIGNALKIT['CLIENT'] must be a signalkit.Client"),
+        ({"RELAY": {"rate": -1}}, "SIGNALKIT['RELAY']: rate: must be a positive number"),
+        ({"RELAY": {"rates": 1}}, "SIGNALKIT['RELAY']: Relay.__init__() got an unexpected keyword"),
     ]
     for value, message in cases:
         with override_settings(SIGNALKIT=value), pytest.raises(ImproperlyConfigured) as err:
@@ -480,3 +516,48 @@ def test_the_script_is_served_with_an_etag_and_304(url: str) -> None:
     assert cached.headers["ETag"] == etag
     assert weak.status_code == 304
     assert stale.status_code == 200
+
+
+# -- a real browser ------------------------------------------------------------------------
+
+CHROMIUM = shutil.which("chromium")
+
+
+def open_in_chromium(url: str, tmp_path: Path) -> None:
+    """Load ``url`` in headless Chromium and let its timers run (the script flushes after 1 s)."""
+    assert CHROMIUM is not None
+    subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'chromium'}",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            url,
+        ],
+        capture_output=True,
+        timeout=60,
+        check=True,
+    )
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (.ci/run installs it)")
+def test_a_page_in_a_real_browser_sends_signals_through_the_script_and_relay(
+    url: str, tmp_path: Path
+) -> None:
+    PAGES.clear()
+    open_in_chromium(url + "/page", tmp_path)
+    ((exposure_id, who),) = PAGES.items()
+    assert CLIENT.flush(5)
+    signals = [e for e in MEMORY.events if e.exposure_id == exposure_id]
+    assert sorted(e.kind for e in signals) == ["action", "exposure", "feedback", "toggle"]
+    for event in signals:
+        if event.kind != "exposure":
+            assert event.subject.model_dump(exclude_none=True) == who

@@ -4,11 +4,14 @@ on 127.0.0.1, driven with httpx and raw sockets."""
 from __future__ import annotations
 
 import logging
+import shutil
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from pathlib import Path
 from typing import Any
 
 import flask
@@ -383,3 +386,77 @@ def test_the_script_is_served_with_an_etag_and_304(make: Any) -> None:
     assert cached.headers["ETag"] == etag
     assert weak.status_code == 304
     assert stale.status_code == 200
+
+
+# -- a real browser ------------------------------------------------------------------------
+
+CHROMIUM = shutil.which("chromium")
+PAGE = """<!doctype html><html><body>
+<script src="/signals.js" data-endpoint="/signals"></script>
+<div data-signalkit-token="{token}"><p>Draft reply</p>
+  <details data-signalkit-toggle="sources"><summary>Sources</summary>kb-12</details>
+  <button id="use" data-signalkit-action="accepted">Use this reply</button>
+  <button id="up" data-signalkit-feedback="1">up</button>
+</div>
+<script>
+  window.addEventListener("load", function () {{
+    document.querySelector("details").open = true;
+    document.getElementById("use").click();
+    document.getElementById("up").click();
+  }});
+</script>
+</body></html>"""
+
+
+def open_in_chromium(url: str, tmp_path: Path) -> None:
+    """Load ``url`` in headless Chromium and let its timers run (the script flushes after 1 s)."""
+    assert CHROMIUM is not None
+    subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'chromium'}",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            url,
+        ],
+        capture_output=True,
+        timeout=60,
+        check=True,
+    )
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (.ci/run installs it)")
+def test_a_page_in_a_real_browser_sends_signals_through_the_script_and_relay(
+    client: sk.Client, memory: sk.MemoryExporter, tmp_path: Path
+) -> None:
+    app, extension = build_app(
+        client, identify=lambda request: {"user_id": request.cookies.get("uid")}
+    )
+
+    @app.get("/page")
+    def page() -> Any:
+        with client.exposure("reply-draft", model="drafter", model_version="v1") as exp:
+            pass
+        app.config["exposure_id"] = exp.id
+        response = flask.make_response(PAGE.format(token=exp.token))
+        response.set_cookie("uid", "browser-user")  # the server's own idea of who this is
+        return response
+
+    with serve(app) as url:
+        open_in_chromium(url + "/page", tmp_path)
+    assert client.flush(5)
+    signals = [e for e in memory.events if e.exposure_id == app.config["exposure_id"]]
+    assert sorted(e.kind for e in signals) == ["action", "exposure", "feedback", "toggle"]
+    for event in signals:
+        if event.kind != "exposure":
+            assert event.subject.user_id == "browser-user"
+            assert event.score.strength > 0
+    assert extension.relay.stats().accepted == 3

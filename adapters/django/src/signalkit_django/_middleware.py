@@ -12,7 +12,7 @@ from django.http.response import HttpResponseBase
 
 import signalkit
 
-from ._config import config
+from ._config import config, relay
 from ._identity import Identity, ThrottledLog, identity_of
 
 __all__ = ["SignalkitMiddleware", "identify_failures"]
@@ -50,7 +50,7 @@ class SignalkitMiddleware:
         self._async = iscoroutinefunction(get_response)
         if self._async:
             markcoroutinefunction(self)
-        config()  # a wrong SIGNALKIT setting fails at start-up, naming the key
+        relay()  # a wrong SIGNALKIT setting fails at start-up, naming the key
 
     def __call__(self, request: HttpRequest) -> Any:
         if self._async:
