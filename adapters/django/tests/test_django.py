@@ -424,6 +424,15 @@ def test_get_on_the_relay_is_405(url: str) -> None:
     assert httpx.get(url + "/t/signals", timeout=10).status_code == 405
 
 
+def test_the_url_names_reverse_under_the_include_prefix(project: Path) -> None:
+    from django.urls import reverse
+
+    assert (reverse("signalkit:relay"), reverse("signalkit:script")) == (
+        "/t/signals",
+        "/t/signals.js",
+    )
+
+
 def test_oversize_body_is_413(url: str, signalkit_settings: Any) -> None:
     signalkit_settings(RELAY={"max_body_bytes": 1000})
     with httpx.Client(base_url=url, timeout=10) as http:

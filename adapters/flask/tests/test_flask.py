@@ -460,3 +460,28 @@ def test_a_page_in_a_real_browser_sends_signals_through_the_script_and_relay(
             assert event.subject.user_id == "browser-user"
             assert event.score.strength > 0
     assert extension.relay.stats().accepted == 3
+
+
+# -- the README ----------------------------------------------------------------------------
+
+
+def test_the_readme_example_runs_as_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text("utf-8")
+    example = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    monkeypatch.setenv("SIGNALKIT_DIR", str(tmp_path))  # the example's client writes JSONL here
+    namespace: dict[str, Any] = {"__name__": "readme_example"}
+    exec(compile(example, "README.md", "exec"), namespace)
+    try:
+        with serve(namespace["app"]) as url:
+            answer = httpx.get(
+                url + "/draft", headers={"X-User": "u-7", "X-Tenant": "acme"}, timeout=10
+            ).json()
+    finally:
+        namespace["client"].shutdown(timeout=5)
+    assert answer["token"].startswith("sk1.")
+    (line,) = (tmp_path / "events.jsonl").read_text("utf-8").splitlines()
+    event = orjson.loads(line)
+    assert (event["kind"], event["surface"]) == ("exposure", "reply-draft")
+    assert event["subject"] == {**EMPTY, "user_id": "u-7", "tenant_id": "acme"}
