@@ -3,6 +3,7 @@ on 127.0.0.1, driven with httpx and raw sockets."""
 
 from __future__ import annotations
 
+import gc
 import logging
 import shutil
 import socket
@@ -203,6 +204,20 @@ def test_without_the_wsgi_wrapper_the_hooks_still_set_and_clear_the_context(
         second = httpx.get(url + "/record", timeout=10).json()
     assert (first["subject"]["user_id"], first["subject"]["tenant_id"]) == ("dan", "acme")
     assert second["subject"] == {**EMPTY, "tenant_id": "none", "session_id": "s-1"}
+
+
+def test_flasks_test_client_sees_the_context_and_unclosed_responses_leave_nothing(
+    client: sk.Client,
+) -> None:
+    app, _ = build_app(client, identify=tenant)
+    http = app.test_client()
+    with_tenant = [http.get("/record", headers={"X-Tenant": f"t{i}"}) for i in range(3)]
+    streamed = http.get("/stream", headers={"X-Tenant": "acme"})  # never read nor closed
+    del streamed
+    gc.collect()  # an unclosed body must not fail when collected (unraisable errors fail here)
+    assert [r.get_json()["subject"]["tenant_id"] for r in with_tenant] == ["t0", "t1", "t2"]
+    with sk.context() as subject:  # inherits whatever is set on this thread: nothing
+        assert subject == sk.Subject()
 
 
 def broken(request: flask.Request) -> dict[str, str]:

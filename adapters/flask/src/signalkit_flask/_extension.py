@@ -15,6 +15,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 import signalkit
 from signalkit import Client, ConfigError, Subject
+from signalkit import _context as _sk_context
 from signalkit.relay import Relay, RelayResponse
 
 from . import _script
@@ -101,18 +102,23 @@ class Signalkit:
     # -- per request --------------------------------------------------------------------------
 
     def _enter(self) -> None:
-        state = request.environ.get(self._environ_key)
-        if not isinstance(state, _RequestState) or state.entered:
+        ids = self._ids()
+        scope = request.environ.get(self._environ_key)
+        if isinstance(scope, _Scope) and not scope.entered:
+            scope.entered = True
+            subject = _set_subject(ids)
+        else:
             # Not under our WSGI wrapper (something replaced app.wsgi_app): enter here and
             # leave in teardown. Bodies streamed after the view returns then miss the context.
-            state = g._signalkit_fallback = _RequestState()
-        state.enter(self._ids())
-        g.signalkit_subject = state.subject
+            block = signalkit.context(**ids)
+            subject = block.__enter__()
+            g._signalkit_block = block
+        g.signalkit_subject = subject
 
     def _teardown(self, exc: BaseException | None) -> None:
-        state: _RequestState | None = g.pop("_signalkit_fallback", None)
-        if state is not None:
-            state.leave()
+        block: AbstractContextManager[Subject] | None = g.pop("_signalkit_block", None)
+        if block is not None:
+            block.__exit__(None, None, None)
 
     def _ids(self) -> Identity:
         ids: Identity = {}
@@ -199,31 +205,30 @@ def _respond(answer: RelayResponse) -> Response:
 # -- one contextvars.Context per request --------------------------------------------------------
 
 
-class _RequestState:
-    """The request's ``signalkit.context`` block, entered by the hook and left at the end."""
+class _Scope:
+    """Marks a request running in its own Context (set by the WSGI wrapper)."""
+
+    __slots__ = ("entered",)
 
     def __init__(self) -> None:
-        self._block: AbstractContextManager[Subject] | None = None
-        self.subject: Subject | None = None
+        self.entered = False
 
-    @property
-    def entered(self) -> bool:
-        return self._block is not None
 
-    def enter(self, ids: Identity) -> None:
-        self._block = signalkit.context(**ids)
-        self.subject = self._block.__enter__()
-
-    def leave(self) -> None:
-        block, self._block = self._block, None
-        if block is not None:
-            block.__exit__(None, None, None)
+def _set_subject(ids: Identity) -> Subject:
+    """Set the request's subject, as ``signalkit.context(**ids)`` would, in the request's own
+    Context: nothing to reset, the Context is dropped with the request (even when a server or a
+    test client never closes the body)."""
+    outer = _sk_context.current_subject() or Subject()
+    subject = outer.model_copy(update=ids)
+    _sk_context._subject.set(subject)
+    _sk_context._exposure.set(None)
+    return subject
 
 
 class _ContextPerRequest:
     """WSGI middleware: run the app, and the iteration and closing of what it returns, inside
     one fresh :class:`contextvars.Context` per request (PEP 3333 servers may iterate a body
-    after the app returned: the context must still be there, and gone afterwards)."""
+    after the app returned: the context must still be there, and never on the thread)."""
 
     def __init__(self, app: WSGIApplication, key: str) -> None:
         self.app = app
@@ -231,25 +236,18 @@ class _ContextPerRequest:
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         context = contextvars.copy_context()
-        state = environ[self.key] = _RequestState()
-        try:
-            body = context.run(self.app, environ, start_response)
-        except BaseException:
-            context.run(state.leave)
-            raise
-        return _Body(body, context, state)
+        environ[self.key] = _Scope()
+        return _Body(context.run(self.app, environ, start_response), context)
 
 
 class _Body:
     """The app's response body, iterated and closed inside the request's context."""
 
-    def __init__(
-        self, body: Iterable[bytes], context: contextvars.Context, state: _RequestState
-    ) -> None:
+    def __init__(self, body: Iterable[bytes], context: contextvars.Context) -> None:
         self._body = body
         self._context = context
-        self._state = state
         self._iterator: Iterator[bytes] | None = None
+        self._closed = False
 
     def __iter__(self) -> _Body:
         return self
@@ -260,9 +258,16 @@ class _Body:
         return self._context.run(next, self._iterator)
 
     def close(self) -> None:
-        try:
-            close = getattr(self._body, "close", None)
-            if close is not None:
-                self._context.run(close)
-        finally:
-            self._context.run(self._state.leave)
+        self._closed = True
+        close = getattr(self._body, "close", None)
+        if close is not None:
+            self._context.run(close)
+
+    def __del__(self) -> None:
+        # A server (or a test client) that drops a body unclosed: close it here, inside its
+        # Context, where a generator that pushed Flask's request context can pop it again.
+        if not self._closed:
+            try:
+                self.close()
+            except Exception:
+                logger.debug("closing an unclosed response body failed", exc_info=True)
