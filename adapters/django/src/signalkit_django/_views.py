@@ -46,6 +46,7 @@ def script_view(request: HttpRequest) -> HttpResponse:
     headers = {"ETag": _script.ETAG, "Cache-Control": _script.CACHE_CONTROL}
     if _script.not_modified(request.META.get("HTTP_IF_NONE_MATCH")):
         return HttpResponse(status=304, headers=headers)
+    headers["Content-Length"] = str(len(_script.SCRIPT))
     return HttpResponse(_script.SCRIPT, content_type=_script.CONTENT_TYPE, headers=headers)
 
 
@@ -90,4 +91,7 @@ def _respond(answer: RelayResponse) -> HttpResponse:
     response = HttpResponse(answer.body, status=answer.status)
     for name, value in answer.headers.items():
         response[name] = value
+    # Without it an HTTP/1.0 server can only end the body by closing the connection, and one
+    # that first drains an unread request body (werkzeug's) then waits on the client forever.
+    response["Content-Length"] = str(len(answer.body))
     return response
