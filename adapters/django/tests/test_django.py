@@ -570,3 +570,15 @@ def test_a_page_in_a_real_browser_sends_signals_through_the_script_and_relay(
     for event in signals:
         if event.kind != "exposure":
             assert event.subject.model_dump(exclude_none=True) == who
+
+
+def test_the_public_face_is_what_all_says(project: Path) -> None:
+    import signalkit_django
+
+    public = {
+        name
+        for name, value in vars(signalkit_django).items()
+        if not name.startswith("_") and getattr(value, "__module__", "").startswith("signalkit_")
+    }
+    assert set(signalkit_django.__all__) - {"__version__"} == public
+    assert all(getattr(signalkit_django, name).__doc__ for name in public)

@@ -500,3 +500,11 @@ def test_the_readme_example_runs_as_written(
     event = orjson.loads(line)
     assert (event["kind"], event["surface"]) == ("exposure", "reply-draft")
     assert event["subject"] == {**EMPTY, "user_id": "u-7", "tenant_id": "acme"}
+
+
+def test_the_public_face_is_what_all_says() -> None:
+    import signalkit_flask
+
+    public = {name for name in vars(signalkit_flask) if not name.startswith("_")}
+    assert set(signalkit_flask.__all__) - {"__version__"} == public
+    assert all(getattr(signalkit_flask, name).__doc__ for name in public - {"Identify"})

@@ -46,9 +46,9 @@ class Signalkit:
     are served, ``None`` for neither; ``relay_options`` go to :class:`~signalkit.relay.Relay`
     (``rate``, ``burst``, ``max_body_bytes``...).
 
-    The context covers the whole response, a streamed body included: the app runs inside its
-    own :class:`contextvars.Context` per request, left when the server closes the response, so
-    nothing set for one request is seen by the next on the same thread.
+    The context covers the whole response, a streamed body included: the app and its body run
+    inside a :class:`contextvars.Context` of their own per request, dropped with the request,
+    so nothing set for one request is seen by the next on the same thread.
     """
 
     def __init__(
