@@ -63,7 +63,7 @@ def record_view(request: Any) -> Any:
 async def arecord_view(request: Any) -> Any:
     from django.http import JsonResponse
 
-    await asyncio.sleep(0)
+    await asyncio.sleep(0.005)  # let concurrent requests interleave on the loop
     return JsonResponse(_shown("async-view"))
 
 
@@ -327,6 +327,18 @@ def test_identify_adds_ids_to_the_defaults(
         shown = http.get("/record", headers={"X-Tenant": "acme"}).raise_for_status().json()
     subject = exposure_event(shown["exposure_id"]).subject
     assert (subject.user_id, subject.tenant_id, subject.anonymous_id) == (user_id, "acme", "anon-1")
+
+
+async def test_concurrent_requests_on_one_event_loop_each_see_their_own_ids(
+    asgi_url: str, signalkit_settings: Any
+) -> None:
+    signalkit_settings(IDENTIFY=tenant_identify)
+    async with httpx.AsyncClient(base_url=asgi_url, timeout=20) as http:
+        answers = await asyncio.gather(
+            *(http.get("/arecord", headers={"X-Tenant": f"t{i}"}) for i in range(20))
+        )
+    tenants = [answer.raise_for_status().json()["subject"]["tenant_id"] for answer in answers]
+    assert tenants == [f"t{i}" for i in range(20)]
 
 
 def test_an_async_identify_is_awaited_on_the_async_path(

@@ -11,6 +11,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
@@ -100,10 +101,10 @@ def build_app(client: sk.Client, **options: Any) -> tuple[flask.Flask, Signalkit
 
 
 @contextmanager
-def serve(app: Any) -> Iterator[str]:
-    """``app`` on werkzeug's server, one thread for every request (so reuse is tested)."""
+def serve(app: Any, *, threaded: bool = False) -> Iterator[str]:
+    """``app`` on werkzeug's server; by default one thread for every request (reuse tested)."""
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log per request
-    server = make_server("127.0.0.1", 0, app, threaded=False)
+    server = make_server("127.0.0.1", 0, app, threaded=threaded)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -191,6 +192,21 @@ def test_streamed_responses_see_the_context(make: Any, path: str) -> None:
         assert (chunk["subject"]["user_id"], chunk["subject"]["tenant_id"]) == ("cleo", "acme")
         assert chunk["thread"] == after["thread"]
     assert after["subject"]["user_id"] is None
+
+
+def test_concurrent_requests_on_threads_each_see_their_own_ids(client: sk.Client) -> None:
+    app, _ = build_app(client, identify=tenant)
+    with (
+        serve(app, threaded=True) as url,
+        httpx.Client(base_url=url, timeout=20) as http,
+        ThreadPoolExecutor(8) as pool,
+    ):
+        answers = list(
+            pool.map(lambda i: http.get("/stream", headers={"X-Tenant": f"t{i}"}), range(24))
+        )
+    for i, answer in enumerate(answers):
+        lines = answer.raise_for_status().text.splitlines()
+        assert [orjson.loads(line)["subject"]["tenant_id"] for line in lines] == [f"t{i}"] * 3
 
 
 def test_without_the_wsgi_wrapper_the_hooks_still_set_and_clear_the_context(

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import orjson
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from signalkit.relay import Relay, RelayResponse
 
@@ -40,7 +40,7 @@ def relay_view(request: HttpRequest) -> HttpResponse:
     return _respond(answer)
 
 
-@require_GET
+@require_safe
 def script_view(request: HttpRequest) -> HttpResponse:
     """Serve the page script (``relay.js``) with a strong ETag; ``304`` when the page has it."""
     headers = {"ETag": _script.ETAG, "Cache-Control": _script.CACHE_CONTROL}
