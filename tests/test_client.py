@@ -1446,3 +1446,19 @@ def test_recorded_events_have_uuid7_ids_in_record_order(
     assert all(uuid.UUID(i).version == 7 for i in ids)
     assert ids == sorted(ids)
     assert len(set(ids)) == 50
+
+
+@pytest.mark.parametrize("bad", [[], {"v": 1}, 7])
+def test_a_decorator_given_an_unhashable_or_wrong_model_still_returns_the_result(
+    client: sk.Client, bad: object
+) -> None:
+    @client.recommendation("s", model=bad)  # type: ignore[arg-type]
+    def answer() -> str:
+        return "result"
+
+    assert answer() == "result"
+    assert client.stats.rejected_fields == {"model": 1}
+    strict = sk.Client("t", exporters=[sk.MemoryExporter()], strict=True)
+    strict_answer = strict.recommendation("s", model=bad)(answer)  # type: ignore[arg-type]
+    with pytest.raises(sk.InvalidEvent, match="model"):
+        strict_answer()

@@ -386,11 +386,17 @@ class Client:
         except InvalidEvent as exc:
             self._reject(exc)
             return Exposure(self, surface, _EMPTY_MODEL, _EMPTY_SUBJECT, None, valid=False)
+        except Exception as exc:  # a bug of ours must not break the decorated call
+            self._internal_error("exposure", exc)
+            return Exposure(self, surface, _EMPTY_MODEL, _EMPTY_SUBJECT, None, valid=False)
         return Exposure(self, surface, ref, _subject.get() or _EMPTY_SUBJECT, None)
 
     def _model_ref(self, name: object, version: object, variant: object) -> ModelRef:
         key = (name, version, variant)
-        ref = self._models.get(key)  # type: ignore[arg-type]
+        try:
+            ref = self._models.get(key)  # type: ignore[arg-type]
+        except TypeError:  # unhashable (a list...): not a name, and _check_name says so
+            ref = None
         if ref is None:
             values = {
                 "name": _check_name("model", name, required=False),
