@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import shutil
 import statistics
 import subprocess
 import sys
@@ -363,6 +364,31 @@ def test_an_overlong_line_is_reported_and_the_rest_of_the_file_is_read(tmp_path:
         assert rows == [(1,), (5,)]
 
 
+def test_a_truncated_last_line_and_a_huge_one_are_counted_with_their_numbers(
+    tmp_path: Path,
+) -> None:
+    """A writer killed mid-line leaves half an event with no newline; the lines before count."""
+    path = tmp_path / "crashed.jsonl"
+    whole = _exposure_line(1)
+    pad = b"x" * (4 << 20)  # a 4 MiB attribute: big, but under the 16 MiB line limit
+    huge = _exposure_line(4).replace(b'"surface"', b'"attributes":{"pad":"' + pad + b'"},"surface"')
+    path.write_bytes(
+        whole + b"\n   \n" + huge + b"[]\n" + _exposure_line(2) + _exposure_line(3)[:57]
+    )
+    with load_events(path) as loaded:
+        assert [(m.line, m.reason) for m in loaded.malformed] == [
+            (5, "not a JSON object"),
+            (7, "invalid JSON"),  # the truncated last line
+        ]
+        assert (loaded.events, loaded.lines) == (3, 5)  # blank lines 2 and 3 are not counted
+        rows = loaded.connection.sql("SELECT line FROM events ORDER BY line").fetchall()
+        assert rows == [(1,), (4,), (6,)]
+    # a complete last line without its newline is an event like any other
+    path.write_bytes(whole + _exposure_line(2).rstrip(b"\n"))
+    with load_events(path) as loaded:
+        assert (loaded.events, loaded.malformed_count) == (2, 0)
+
+
 def test_lines_are_numbered_per_file_and_the_first_copy_wins(tmp_path: Path) -> None:
     (tmp_path / "events.jsonl.1").write_bytes(_exposure_line(1) + b"oops\n" + _exposure_line(2))
     (tmp_path / "events.jsonl").write_bytes(
@@ -472,6 +498,113 @@ def test_the_table_and_page_show_every_group(dataset: tuple[Path, list[Event]]) 
     for label in ("Act-on rate", "Time to action", "Signal strength", "Outcome funnel"):
         assert label in page
     assert page.count("<svg") == 4
+
+
+CHROMIUM = shutil.which("chromium")
+
+
+def _chromium(page: Path, tmp_path: Path, *extra: str) -> tuple[str, str]:
+    """Open ``page`` in headless Chromium: (the DOM it built, its log with console messages)."""
+    assert CHROMIUM is not None
+    proc = subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'chromium'}",
+            "--enable-logging=stderr",
+            "--v=0",
+            *extra,
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=True,
+    )
+    return proc.stdout, proc.stderr
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (.ci/run installs it)")
+def test_the_page_renders_its_charts_in_chromium_without_fetching_anything(
+    dataset: tuple[Path, list[Event]], tmp_path: Path
+) -> None:
+    from html.parser import HTMLParser
+
+    path, _ = dataset
+    page = tmp_path / "report.html"
+    assert main(["report", str(path), "--format", "html", "-o", str(page)]) == 0
+    dom, log = _chromium(page, tmp_path, "--dump-dom")
+
+    class Figures(HTMLParser):
+        """Per <figure>: its caption and the bars (rects of positive size) in its SVG."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.figures: list[dict[str, object]] = []
+            self.in_caption = False
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            a = dict(attrs)
+            if tag == "figure":
+                self.figures.append({"caption": "", "svg": 0, "bars": 0})
+            elif tag == "figcaption":
+                self.in_caption = True
+            elif tag == "svg" and self.figures:
+                self.figures[-1]["svg"] = 1
+            elif (
+                tag == "rect"
+                and self.figures
+                and float(a.get("width") or 0) > 0
+                and float(a.get("height") or 0) > 0
+            ):
+                self.figures[-1]["bars"] = int(str(self.figures[-1]["bars"])) + 1
+
+        def handle_endtag(self, tag: str) -> None:
+            self.in_caption = self.in_caption and tag != "figcaption"
+
+        def handle_data(self, data: str) -> None:
+            if self.in_caption:
+                self.figures[-1]["caption"] = str(self.figures[-1]["caption"]) + data
+
+    parsed = Figures()
+    parsed.feed(dom)
+    report = build_report(path)
+    acted = [g.funnel["acted_on"] for g in report.groups]
+    assert acted == [2, 3]  # the hand-worked dataset: e1, e4 / f1, f3, f4
+    charts = {str(f["caption"]).split(" (")[0]: (f["svg"], f["bars"]) for f in parsed.figures}
+    assert charts == {
+        "Act-on rate": (1, 2),  # one bar per version
+        # a bar for each non-empty bin of each version
+        "Time to action": (
+            1,
+            sum(1 for g in report.groups for c in g.time_to_action_histogram if c),
+        ),
+        "Signal strength": (1, sum(1 for g in report.groups for c in g.strength_histogram if c)),
+        "Outcome funnel": (1, sum(1 for g in report.groups for v in g.funnel.values() if v)),
+    }
+    assert charts["Time to action"][1] >= 4
+    assert "Content Security Policy" not in log  # nothing was fetched, or even tried
+    shot = tmp_path / "shot.png"
+    _chromium(page, tmp_path, f"--screenshot={shot}", "--window-size=1280,2000")
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # the check above can fail: the same page with a remote image and stylesheet is refused
+    tainted = tmp_path / "tainted.html"
+    tainted.write_text(
+        page.read_text().replace(
+            "<body>",
+            '<body><img src="http://example.invalid/a.png">'
+            '<link rel="stylesheet" href="https://example.invalid/b.css">',
+        )
+    )
+    _, log = _chromium(tainted, tmp_path, "--dump-dom")
+    assert log.count("violates the following Content Security Policy") == 2
 
 
 def test_the_demo_points_at_the_report(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import math
 from collections.abc import Callable
 
 import orjson
@@ -30,6 +31,24 @@ def _secs(ms: float) -> str:
     if abs(ms) < 172_800_000:
         return f"{ms / 3_600_000:.0f} h"
     return f"{ms / 86_400_000:.0f} d"
+
+
+def _tick_duration(ms: float) -> str:
+    """A short axis label: 0.5s, 2s, 1m, 30m, 2h."""
+    if ms < 60_000:
+        return f"{ms / 1000:g}s"
+    if ms < 3_600_000:
+        return f"{ms / 60_000:g}m"
+    return f"{ms / 3_600_000:g}h"
+
+
+def _nice_axis(top: float) -> tuple[float, int]:
+    """A round tick step (as a share) and the number of steps (at most 5) that reach ``top``."""
+    for pct in (1, 2, 2.5, 5, 10, 20, 25):
+        steps = math.ceil(round(100 * top / pct, 9))
+        if steps <= 5:
+            return pct / 100, max(1, steps)
+    return 0.25, 4
 
 
 def _signed(fmt: Callable[[float], str], d: float) -> str:
@@ -203,17 +222,19 @@ def _svg_histogram(
         counts = counts_of(g)
         total = sum(counts)
         shares.append([c / total if total else 0.0 for c in counts])
-    top = max([max(s) for s in shares if s] + [0.01])
+    step, ticks = _nice_axis(max([max(s) for s in shares if s] + [0.0]))
+    top = ticks * step
     slot = inner_w / bins
     bar = slot * 0.8 / max(1, len(groups))
     parts = [f'<svg viewBox="0 0 {width} {height}" role="img" aria-label="{_E(title)}">']
-    for t in range(0, 5):
-        v = top * t / 4
-        y = 20 + inner_h * (1 - t / 4)
+    for t in range(0, ticks + 1):
+        y = 20 + inner_h * (1 - t / ticks)
         parts.append(
             f'<line x1="{left}" y1="{y:.1f}" x2="{width - 10}" y2="{y:.1f}" class="grid"/>'
         )
-        parts.append(f'<text x="{left - 4}" y="{y + 4:.1f}" class="ytick">{100 * v:.0f}%</text>')
+        parts.append(
+            f'<text x="{left - 4}" y="{y + 4:.1f}" class="ytick">{100 * step * t:g}%</text>'
+        )
     for b in range(bins):
         x = left + b * slot
         parts.append(
@@ -292,12 +313,16 @@ def _metric_rows(report: Report) -> str:
 
 
 def render_html(report: Report) -> str:
-    """One self-contained page (inline CSS and SVG; no script, font or network)."""
+    """One self-contained page (inline CSS and SVG; no script, font or network).
+
+    A Content-Security-Policy of ``default-src 'none'`` makes the browser refuse any fetch
+    the page might try, so opening it never touches the network.
+    """
     groups = report.groups
-    tta_labels = [f"<{_secs(e).replace(' ', '')}" for e in TTA_EDGES_MS] + [
-        f"≥{_secs(TTA_EDGES_MS[-1]).replace(' ', '')}"
+    tta_labels = [f"<{_tick_duration(e)}" for e in TTA_EDGES_MS] + [
+        f"≥{_tick_duration(TTA_EDGES_MS[-1])}"
     ]
-    strength_labels = [f"{e - 0.1:.1f}" for e in STRENGTH_EDGES] + ["0.9–1"]
+    strength_labels = [f"{e - 0.1:g}–{e:g}" for e in STRENGTH_EDGES] + [f"{STRENGTH_EDGES[-1]:g}–1"]
     head = "".join(
         f"<th>{_E(g.label)}{' <em>baseline</em>' if g.is_baseline else ''}"
         f"<small>{g.exposures:,} exposures</small></th>"
@@ -347,6 +372,7 @@ significant (see docs/report.md).</p></section>
 """
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>signalkit report — {_E(" / ".join(report.by))}</title>
 <style>
@@ -361,7 +387,7 @@ thead th{{background:#f6f7f9}} em{{font-style:normal;font-size:11px;background:#
 padding:1px 5px;border-radius:8px;margin-left:4px}}
 td.sig{{background:#eef4ff}} td.sig small:last-child{{color:#1f4fc1;font-weight:600}}
 .charts{{display:grid;grid-template-columns:repeat(auto-fit,minmax(560px,1fr));gap:18px;
-margin-top:24px}}
+margin-top:24px;align-items:start}}
 figure{{margin:0;border:1px solid #e4e7ec;border-radius:8px;padding:12px}}
 figcaption{{font-weight:600;margin-bottom:6px}}
 svg{{width:100%;height:auto;font-size:12px}}
