@@ -66,8 +66,12 @@ class ResponseTap:
             for name, value in response.headers.raw
             if name.lower() not in _DROPPED_HEADERS
         ]
+        # stream=, not content=: a Response made with content counts as already read.
         return httpx.Response(
-            response.status_code, headers=headers, content=body, extensions=response.extensions
+            response.status_code,
+            headers=headers,
+            stream=httpx.ByteStream(body),
+            extensions=response.extensions,
         )
 
     def close(self) -> None:
