@@ -280,3 +280,36 @@ def test_the_report_of_an_empty_window_is_empty(both: tuple[Path, str]) -> None:
     report = build_report(source, since=T0 + 100 * D)
     assert report.groups == []
     assert build_report(both[0], since=T0 + 100 * D).groups == []
+
+
+def test_the_command_reads_clickhouse_given_as_source_or_as_the_argument(
+    both: tuple[Path, str], tmp_path: Path
+) -> None:
+    import sys
+
+    path, source = both
+
+    def report(*argv: str) -> dict[str, Any]:
+        proc = subprocess.run(
+            [sys.executable, "-m", "signalkit.cli", "report", *argv, "--format", "json"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr
+        data: dict[str, Any] = json.loads(proc.stdout)
+        return data
+
+    remote = report("--source", source, "--by", "model.version", "--by", "model.variant")
+    assert remote["source"]["engine"] == "clickhouse"
+    assert remote == report(source, "--by", "model.version", "--by", "model.variant") | {
+        "generated_at": remote["generated_at"]
+    }
+    local = report(str(path), "--by", "model.version", "--by", "model.variant")
+    assert [g["label"] for g in remote["groups"]] == ["v1 / a", "v1 / b", "v2 / a"]
+    _assert_same(remote["groups"], local["groups"])
+
+    from signalkit.cli import main
+
+    assert main(["report", str(path), "--source", source]) == 2  # two different sources

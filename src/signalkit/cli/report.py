@@ -48,6 +48,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     p.add_argument("source", nargs="?", help="events (default: $SIGNALKIT_DIR or .signalkit)")
     p.add_argument(
+        "--source",
+        dest="source_option",
+        metavar="SOURCE",
+        help="the same as the SOURCE argument, e.g. --source clickhouse://127.0.0.1:8123/default",
+    )
+    p.add_argument(
         "--by",
         action="append",
         metavar="KEY",
@@ -95,7 +101,11 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     from ..analytics._clickhouse import is_clickhouse_url
     from ..analytics.report import ACT_ON
 
-    source = args.source
+    option = getattr(args, "source_option", None)
+    if option is not None and args.source is not None and option != args.source:
+        err.write("signalkit report: give the source once, as SOURCE or as --source\n")
+        return 2
+    source = option if option is not None else args.source
     if source is None:
         from ..analytics import default_source
 
