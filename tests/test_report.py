@@ -618,6 +618,20 @@ def test_the_demo_points_at_the_report(tmp_path: Path) -> None:
     assert {g.label for g in report.groups} <= {"2026-10-01", "2026-11-01"}
 
 
+def test_the_readme_shows_the_table_the_report_prints(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    command = "uv run signalkit report .signalkit/demo.jsonl --surface reply-draft"
+    assert f"```sh\n{command}\n```\n\n```text\n" in readme
+    shown = readme.split(f"{command}\n```\n\n```text\n", 1)[1].split("\n```", 1)[0]
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo", "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(command.split()[3:]) == 0
+    assert capsys.readouterr().out.rstrip("\n") == shown
+
+
 def test_read_jsonl_agrees_with_the_loader_on_a_clean_file(
     dataset: tuple[Path, list[Event]], tmp_path: Path
 ) -> None:
