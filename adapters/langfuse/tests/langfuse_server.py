@@ -42,6 +42,8 @@ class LangfuseServer:
         self.requests: list[tuple[str, dict[str, str], Any]] = []
         """(path, headers, parsed JSON body) of every request."""
         self.statuses: list[int] = []
+        self.peers: list[int] = []
+        """The client's port of every request: a new port is a new connection."""
         self.event_status: Callable[[str], tuple[int, str] | None] = lambda _id: None
         self._next: list[int] = []
         self._lose: list[int] = []
@@ -59,6 +61,7 @@ class LangfuseServer:
                 raw = self.rfile.read(int(self.headers.get("content-length", "0")))
                 if self.headers.get("content-encoding") == "gzip":
                     raw = gzip.decompress(raw)
+                server.peers.append(self.client_address[1])
                 status, answer = server._handle(self.path, dict(self.headers.items()), raw)
                 data = answer if isinstance(answer, bytes) else json.dumps(answer).encode()
                 self.send_response(status)

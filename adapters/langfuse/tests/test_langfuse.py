@@ -7,11 +7,13 @@ from __future__ import annotations
 import base64
 import importlib
 import inspect
+import os
 import re
 import sys
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -584,3 +586,44 @@ def test_all_is_the_public_face_and_every_name_is_documented() -> None:
         value = getattr(module, name)
         if inspect.isclass(value) or inspect.isfunction(value):
             assert inspect.getdoc(value), name
+
+
+def test_gzipped_bodies_are_taken(server: LangfuseServer) -> None:
+    exporter = exporter_for(server, gzip_threshold_bytes=0)
+    events = signals(3)
+    assert exporter.export(events) is ExportResult.SUCCESS
+    [(_, headers, _)] = server.requests
+    assert headers["content-encoding"] == "gzip"
+    assert set(server.scores) == {e.id for e in events}
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_a_forked_child_sends_on_its_own_connection(server: LangfuseServer) -> None:
+    exporter = exporter_for(server)
+    assert exporter.export(signals(1)) is ExportResult.SUCCESS
+    pid = os.fork()
+    if pid == 0:  # the child: must not use (or close) the parent's pooled connection
+        ok = exporter.export(signals(1, start=10)) is ExportResult.SUCCESS
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert exporter.export(signals(1, start=20)) is ExportResult.SUCCESS
+    assert set(server.scores) == {event_id(1), event_id(10), event_id(20)}
+    parent, child, parent_again = server.peers
+    assert parent == parent_again  # the parent kept its connection
+    assert child != parent
+
+
+def test_the_readme_example_runs_as_written(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    first = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, Any] = {}
+    exec(compile(first, "README.md", "exec"), namespace)
+    client = namespace["client"]
+    [jsonl, langfuse] = client.exporters
+    assert isinstance(jsonl, sk.JsonlExporter)
+    assert isinstance(langfuse, LangfuseExporter)
+    assert langfuse.endpoint == "https://[redacted]@cloud.langfuse.com/api/public/ingestion"
+    assert langfuse.environment == "production"
+    assert client.shutdown(timeout=5)
