@@ -348,7 +348,8 @@ def render_html(report: Report) -> str:
 <p class="muted">{_E(_source_line(report))} · generated {_E(report.to_dict()["generated_at"])}</p>
 </header>
 <section><h2>Metrics</h2>
-<table><thead><tr><th></th>{head}</tr></thead><tbody>{_metric_rows(report)}</tbody></table>
+<div class="scroll"><table><thead><tr><th></th>{head}</tr></thead>
+<tbody>{_metric_rows(report)}</tbody></table></div>
 <p class="muted">95% intervals under each value: Wilson for rates, normal for means,
 order statistics for medians and p90. Highlighted: the difference from the baseline is
 significant (see docs/report.md).</p></section>
@@ -381,7 +382,10 @@ max-width:1400px;padding:24px;color:#1d2330;background:#fff}}
 h1{{margin:0 0 4px;font-size:24px}} h2{{font-size:18px;margin:28px 0 8px}}
 .muted{{color:#667085;font-size:13px}}
 table{{border-collapse:collapse;width:100%}}
-th,td{{text-align:left;padding:6px 10px;border-bottom:1px solid #e4e7ec;vertical-align:top}}
+th,td{{text-align:left;padding:6px 10px;border-bottom:1px solid #e4e7ec;vertical-align:top;
+min-width:150px}}
+.scroll{{overflow-x:auto}} tr>:first-child{{position:sticky;left:0;background:#fff;
+min-width:180px;z-index:1}} thead tr>:first-child{{background:#f6f7f9}}
 td small,th small{{display:block;color:#667085;font-size:12px;font-weight:normal}}
 thead th{{background:#f6f7f9}} em{{font-style:normal;font-size:11px;background:#e4e7ec;
 padding:1px 5px;border-radius:8px;margin-left:4px}}
@@ -395,7 +399,7 @@ svg{{width:100%;height:auto;font-size:12px}}
 .ytick{{text-anchor:end;fill:#667085}} .label{{text-anchor:end;fill:#1d2330}}
 .glabel{{font-weight:600;fill:#1d2330}} .value{{fill:#1d2330}}
 .whisker{{stroke:#1d2330;stroke-width:1.5;fill:none}}
-.legend{{font-size:12px}} .key{{margin-right:14px}}
+.legend{{font-size:12px}} .key{{margin-right:14px;white-space:nowrap;display:inline-block}}
 .key i{{display:inline-block;width:10px;height:10px;margin-right:4px;border-radius:2px}}
 </style></head><body>{body}</body></html>
 """
