@@ -4,8 +4,8 @@ It answers ``POST /v1/chat/completions`` (not streamed) with the JSON body the A
 documents — ``id``, ``model`` (the dated snapshot of the model asked for), ``choices`` and
 ``usage`` — on 127.0.0.1, for the real ``openai.OpenAI`` client pointed at it with
 ``base_url``. The reply is a plausible support draft built from the ticket by a few rules (no
-model runs here). It requires a ``Bearer`` API key, as the API does, and keeps each request it
-answered in ``requests``.
+model runs here). It requires a ``Bearer`` API key, as the API does, and keeps what it answered:
+the request bodies in ``requests``, the keys in ``api_keys`` and the completion ids in ``ids``.
 """
 
 from __future__ import annotations
@@ -77,6 +77,7 @@ class LocalChatCompletions(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.requests: list[dict[str, Any]] = []
         self.api_keys: list[str] = []
+        self.ids: list[str] = []
         self._count = 0
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self.serve_forever, daemon=True)
@@ -104,10 +105,12 @@ class LocalChatCompletions(ThreadingHTTPServer):
             self._count += 1
             self.requests.append(body)
             seed = f"{self._count}:{json.dumps(body, sort_keys=True)}"
+            rid = "chatcmpl-" + hashlib.sha256(seed.encode()).hexdigest()[:29]
+            self.ids.append(rid)
         prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in messages) * 4 // 3
         completion_tokens = len(text.split()) * 4 // 3
         return {
-            "id": "chatcmpl-" + hashlib.sha256(seed.encode()).hexdigest()[:29],
+            "id": rid,
             "object": "chat.completion",
             "created": int(time.time()),
             "model": str(body["model"]) + SNAPSHOT,
@@ -137,6 +140,7 @@ class LocalChatCompletions(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: LocalChatCompletions
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body are two writes: don't hold the second
 
     def do_POST(self) -> None:
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
