@@ -11,7 +11,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import orjson
@@ -142,7 +142,7 @@ def make_app() -> Starlette:
 
 
 @contextmanager
-def serve(app: ASGIApp, lifespan: str = "off") -> Iterator[str]:
+def serve(app: ASGIApp, lifespan: Literal["on", "off"] = "off") -> Iterator[str]:
     import uvicorn
 
     sock = socket.socket()
@@ -279,7 +279,13 @@ def test_the_context_is_restored_after_the_response() -> None:
     async def send(message: Any) -> None:
         sent.append(message)
 
-    scope = {"type": "http", "method": "GET", "path": "/", "headers": [], "scheme": "http"}
+    scope: dict[str, Any] = {
+        "type": "http",
+        "method": "GET",
+        "path": "/",
+        "headers": [],
+        "scheme": "http",
+    }
 
     async def run() -> str | None:
         with sk.context(user_id="outer"):
