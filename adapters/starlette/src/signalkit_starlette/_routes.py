@@ -47,10 +47,10 @@ def relay_routes(
     """``POST path`` records the signals pages send; ``GET script_path`` serves ``relay.js``.
 
     ``relay_options`` go to :class:`signalkit.relay.Relay` (``max_body_bytes``, ``rate``,
-    ``kinds``...); or pass a ``relay`` you keep (for its ``stats()``). The body is never read
-    past ``max_body_bytes`` + 1 bytes: a larger ``Content-Length`` is answered 413 before any
-    of it is read, and a chunked body as soon as it goes over. The routes work in Starlette
-    (``Starlette(routes=[*relay_routes(), ...])``) and FastAPI
+    ``kinds``...); or pass a ``relay`` you keep (for its ``stats()``). A ``Content-Length``
+    over ``max_body_bytes`` is answered 413 before any of the body is read, and a chunked
+    body as soon as the chunks read go over it (the rest is never read). The routes work in
+    Starlette (``Starlette(routes=[*relay_routes(), ...])``) and FastAPI
     (``app.router.routes.extend(relay_routes())``). ``script_path=None`` serves no script.
     """
     if relay is not None and (client is not None or relay_options):
