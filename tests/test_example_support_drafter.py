@@ -186,3 +186,15 @@ def test_a_failing_api_exits_1_and_records_nothing_for_the_failed_drafts(
     assert "draft failed: T-1001: NotFoundError" in done.stderr
     assert table(done.stdout)["drafts"] == "0"
     assert not [e for e in events(tmp_path) if e["kind"] == "exposure"]
+
+
+def test_events_it_cannot_write_are_reported_and_exit_1(tmp_path: Path) -> None:
+    (tmp_path / "signals").write_text("a file where the output directory should be")
+    done = run_example(tmp_path, "--tickets", "3")
+    assert done.returncode == 1
+    assert "drafts                3" in done.stdout
+    recorded = re.search(r"recorded (\d+) events: 0 written to .+, (\d+) dropped", done.stdout)
+    assert recorded is not None, done.stdout
+    assert int(recorded.group(1)) >= 3
+    assert recorded.group(1) == recorded.group(2)
+    assert "cannot write" in done.stderr

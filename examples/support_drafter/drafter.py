@@ -231,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=4, help="the simulation's seed (default 4)")
     parser.add_argument("--model", default="gpt-4o-mini", help="default gpt-4o-mini")
     args = parser.parse_args(argv)
+    if args.tickets < 1:
+        parser.error("--tickets: must be at least 1")
     out_dir = args.dir or Path(os.environ.get("SIGNALKIT_DIR") or ".signalkit")
     out = out_dir / "support_drafter.jsonl"
     rng = random.Random(args.seed)
@@ -251,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if stand_in is not None:
             stand_in.__exit__()
-    delivered = client.shutdown(timeout=30)
+    delivered = client.shutdown(timeout=5)  # a local file: 5 s is ample, or it is failing
     stats = client.stats
 
     latencies = [e.latency_ms for e in exposures if e.latency_ms is not None]
@@ -282,6 +284,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     for error in errors[:3]:
         print(f"draft failed: {error}", file=sys.stderr)
+    if len(errors) > 3:
+        print(f"... and {len(errors) - 3} more failed drafts", file=sys.stderr)
     if done["edited"]:
         print(
             f"The {len(done['edited'])} edits are preference pairs "
