@@ -282,11 +282,50 @@ def test_the_json_is_stable_and_documented(dataset: tuple[Path, list[Event]]) ->
     assert set(group) == {
         "key", "label", "is_baseline", "exposures", "funnel", "metrics", "histograms"
     }  # fmt: skip
-    docs = (Path(__file__).parents[1] / "docs" / "report.md").read_text()
+    assert list(group["metrics"]) == [
+        "act_on_rate", "correction_rate", "expand_rate", "ignored_rate", "outcome_rate",
+        "time_to_action_p50_ms", "time_to_action_p90_ms", "similarity_median",
+        "outcome_value_mean", "strength_mean", "strength_polarity_mean",
+    ]  # fmt: skip
+    assert set(data["source"]) == {
+        "engine", "location", "files", "lines", "events", "duplicates", "malformed"
+    }  # fmt: skip
+    assert set(data["source"]["malformed"]) == {"count", "first"}
+    assert set(data["source"]["malformed"]["first"][0]) == {"file", "line", "reason"}
+    assert set(data["params"]) == {
+        "since", "until", "surfaces", "models", "act_on", "action_window_ms",
+        "outcome_window_ms", "confidence",
+    }  # fmt: skip
+    assert set(data["histogram_edges"]) == {"time_to_action_ms", "strength"}
+    assert list(group["funnel"]) == ["exposures", "interacted", "acted_on", "outcome"]
+    assert set(group["histograms"]) == {"time_to_action", "strength"}
+    assert len(group["histograms"]["time_to_action"]) == (
+        len(data["histogram_edges"]["time_to_action_ms"]) + 1
+    )
+    assert len(group["histograms"]["strength"]) == len(data["histogram_edges"]["strength"]) + 1
     for name, metric in group["metrics"].items():
-        assert f"`{name}`" in docs, name
-        assert set(metric) <= {"value", "n", "ci", "count", "vs_baseline"}
+        rate = name.endswith("_rate")
+        assert set(metric) == {"value", "n", "ci", "vs_baseline"} | ({"count"} if rate else set())
+        if metric["vs_baseline"] is not None:
+            assert set(metric["vs_baseline"]) == {"diff", "ci", "significant"}
     json.dumps(data)  # JSON-ready
+
+    # the documented example has the same shape, and every metric is described
+    docs = (Path(__file__).parents[1] / "docs" / "report.md").read_text()
+    for name in group["metrics"]:
+        assert f"`{name}`" in docs, name
+    example = json.loads(docs.split("```json\n", 1)[1].split("```", 1)[0])
+    assert set(example) == set(data)
+    assert example["schema"] == data["schema"]
+    assert set(example["source"]) == set(data["source"])
+    assert set(example["params"]) == set(data["params"])
+    shown = example["groups"][1]
+    assert set(shown) == set(group)
+    assert set(shown["funnel"]) == set(group["funnel"])
+    for name, metric in shown["metrics"].items():
+        if name != "...":
+            assert set(metric) == set(group["metrics"][name]), name
+            assert set(metric["vs_baseline"]) == {"diff", "ci", "significant"}
 
 
 def test_backfilled_history_and_a_directory_of_rotated_files(tmp_path: Path) -> None:
