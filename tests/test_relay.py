@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import signalkit as sk
-from signalkit.relay import BROWSER_KINDS, Relay, relay_script
+from signalkit.relay import BROWSER_KINDS, Relay, relay_script, script_response
 
 SECRET = "relay-test-secret-0123456789abcdef"
 
@@ -466,3 +466,29 @@ def test_signals_with_a_real_token_and_random_fields_never_raise(
     assert body["accepted"] + body["duplicates"] + len(body["rejected"]) == len(signals)
     assert (response.status == 202) == (not body["rejected"])
     assert len(signals_of(client, memory)) == body["accepted"]
+
+
+def test_the_script_answer_carries_a_strong_etag_and_a_304_for_it() -> None:
+
+    first = script_response(None)
+    assert first.status == 200
+    assert first.body == relay_script().encode()
+    assert first.headers["Content-Type"].startswith("text/javascript")
+    etag = first.headers["ETag"]
+    assert etag.startswith('"')
+    assert len(etag) == 34
+    for header in (etag, f"W/{etag}", f'"other", {etag}', "*"):
+        again = script_response(header)
+        assert (again.status, again.body, again.headers["ETag"]) == (304, b"", etag)
+    assert script_response('"other"').status == 200
+
+
+def test_a_body_refused_before_the_relay_read_it_is_counted() -> None:
+    relay = Relay(sk.Client("t", exporters=[sk.MemoryExporter()], secret="s" * 32))
+    answer = relay.too_large("Content-Length 99999999 is")
+    assert answer.status == 413
+    assert orjson.loads(answer.body) == {
+        "error": "body_too_large",
+        "message": f"Content-Length 99999999 is over the limit of {relay.max_body_bytes} bytes",
+    }
+    assert relay.stats().rejected == {"body_too_large": 1}

@@ -14,6 +14,7 @@ long before sending it happened by the page's monotonic clock, and the relay dat
 
 from __future__ import annotations
 
+import hashlib
 import math
 import threading
 import time
@@ -37,6 +38,7 @@ __all__ = [
     "RelayResponse",
     "RelayStats",
     "relay_script",
+    "script_response",
 ]
 
 BROWSER_KINDS: frozenset[str] = frozenset({"action", "toggle", "feedback", "correction"})
@@ -364,6 +366,14 @@ class Relay:
             raise _Refused("not_recorded", "signals", "the client did not record it", 503)
         return True
 
+    def too_large(self, what: str = "body", limit: int | None = None) -> RelayResponse:
+        """The 413 answer for a body refused before it reached :meth:`handle` (a declared
+        ``Content-Length`` over the limit, or a stream cut off while reading), counted as
+        ``body_too_large`` like the relay's own refusals. Framework adapters use it."""
+        self._count("body_too_large")
+        limit = self.max_body_bytes if limit is None else limit
+        return _error(413, "body_too_large", f"{what} over the limit of {limit} bytes")
+
     def _count(self, reason: str, n: int = 1) -> None:
         with self._lock:
             self._rejected[reason] = self._rejected.get(reason, 0) + n
@@ -452,3 +462,25 @@ def relay_script() -> str:
     Framework adapters serve it; ``docs/relay.md`` shows how a page uses it.
     """
     return resources.files("signalkit").joinpath("relay.js").read_text("utf-8")
+
+
+_SCRIPT: bytes | None = None
+_SCRIPT_ETAG = ""
+
+
+def script_response(if_none_match: str | None = None) -> RelayResponse:
+    """The answer to ``GET /signals.js``: :func:`relay_script` with a strong ``ETag`` (it
+    changes exactly when the installed signalkit's script does) and an hour's caching, or
+    ``304 Not Modified`` when ``if_none_match`` (the request's ``If-None-Match``) names it."""
+    global _SCRIPT, _SCRIPT_ETAG
+    if _SCRIPT is None:
+        script = relay_script().encode("utf-8")
+        _SCRIPT_ETAG = '"' + hashlib.sha256(script).hexdigest()[:32] + '"'
+        _SCRIPT = script
+    headers = {"ETag": _SCRIPT_ETAG, "Cache-Control": "public, max-age=3600"}
+    for tag in (if_none_match or "").split(","):
+        tag = tag.strip()
+        if tag and (tag == "*" or tag.removeprefix("W/") == _SCRIPT_ETAG):
+            return RelayResponse(304, b"", headers)
+    headers["Content-Type"] = "text/javascript; charset=utf-8"
+    return RelayResponse(200, _SCRIPT, headers)

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import orjson
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST, require_safe
 
-from signalkit.relay import Relay, RelayResponse
+from signalkit.relay import RelayResponse, script_response
 
-from . import _script
 from ._config import relay
 
 __all__ = ["relay_view", "script_view"]
@@ -30,10 +28,10 @@ def relay_view(request: HttpRequest) -> HttpResponse:
     limit = the_relay.max_body_bytes
     declared = _content_length(request)
     if declared is not None and declared > limit:
-        return _respond(_too_large(the_relay, f"Content-Length {declared} is"))
+        return _respond(the_relay.too_large(f"Content-Length {declared} is"))
     body = _read_at_most(request.read, limit + 1)
     if len(body) > limit:
-        return _respond(_too_large(the_relay, "the body is"))
+        return _respond(the_relay.too_large("the body is"))
     answer = the_relay.handle(
         body, key=_key(request), content_type=request.META.get("CONTENT_TYPE")
     )
@@ -43,11 +41,7 @@ def relay_view(request: HttpRequest) -> HttpResponse:
 @require_safe
 def script_view(request: HttpRequest) -> HttpResponse:
     """Serve the page script (``relay.js``) with a strong ETag; ``304`` when the page has it."""
-    headers = {"ETag": _script.ETAG, "Cache-Control": _script.CACHE_CONTROL}
-    if _script.not_modified(request.META.get("HTTP_IF_NONE_MATCH")):
-        return HttpResponse(status=304, headers=headers)
-    headers["Content-Length"] = str(len(_script.SCRIPT))
-    return HttpResponse(_script.SCRIPT, content_type=_script.CONTENT_TYPE, headers=headers)
+    return _respond(script_response(request.META.get("HTTP_IF_NONE_MATCH")))
 
 
 def _content_length(request: HttpRequest) -> int | None:
@@ -74,17 +68,6 @@ def _key(request: HttpRequest) -> str:
         if value:
             return f"{name}:{value}"
     return f"addr:{request.META.get('REMOTE_ADDR', '')}"
-
-
-def _too_large(the_relay: Relay, what: str) -> RelayResponse:
-    # Refused before the relay sees a body: count it where the relay counts its own refusals.
-    the_relay._count("body_too_large")
-    message = f"{what} over the limit of {the_relay.max_body_bytes} bytes"
-    return RelayResponse(
-        413,
-        orjson.dumps({"error": "body_too_large", "message": message}),
-        {"Content-Type": "application/json", "Cache-Control": "no-store"},
-    )
 
 
 def _respond(answer: RelayResponse) -> HttpResponse:

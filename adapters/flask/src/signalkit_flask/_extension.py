@@ -9,16 +9,14 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
-import orjson
 from flask import Blueprint, Flask, Request, Response, current_app, g, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 import signalkit
 from signalkit import Client, ConfigError, Subject
 from signalkit import _context as _sk_context
-from signalkit.relay import Relay, RelayResponse
+from signalkit.relay import Relay, RelayResponse, script_response
 
-from . import _script
 from ._identity import Identity, ThrottledLog, identity_of
 
 if TYPE_CHECKING:
@@ -137,24 +135,21 @@ class Signalkit:
         limit = relay.max_body_bytes
         declared = request.content_length
         if declared is not None and declared > limit:
-            return _respond(_too_large(relay, f"Content-Length {declared} is"))
+            return _respond(relay.too_large(f"Content-Length {declared} is"))
         try:
             body = _read_at_most(request.stream.read, limit + 1)
         except RequestEntityTooLarge:  # the app's own MAX_CONTENT_LENGTH is lower
             return _respond(
-                _too_large(relay, "the body is", current_app.config["MAX_CONTENT_LENGTH"])
+                relay.too_large("the body is", current_app.config["MAX_CONTENT_LENGTH"])
             )
         if len(body) > limit:
-            return _respond(_too_large(relay, "the body is"))
+            return _respond(relay.too_large("the body is"))
         answer = relay.handle(body, key=_key(), content_type=request.headers.get("Content-Type"))
         return _respond(answer)
 
 
 def _script_view() -> Response:
-    headers = {"ETag": _script.ETAG, "Cache-Control": _script.CACHE_CONTROL}
-    if _script.not_modified(request.headers.get("If-None-Match")):
-        return Response(status=304, headers=headers)
-    return Response(_script.SCRIPT, content_type=_script.CONTENT_TYPE, headers=headers)
+    return _respond(script_response(request.headers.get("If-None-Match")))
 
 
 def _flask_login_ids() -> Identity:
@@ -175,17 +170,6 @@ def _key() -> str:
         if value:
             return f"{name}:{value}"
     return f"addr:{request.remote_addr or ''}"
-
-
-def _too_large(relay: Relay, what: str, limit: int | None = None) -> RelayResponse:
-    # Refused before the relay sees a body: count it where the relay counts its own refusals.
-    relay._count("body_too_large")
-    message = f"{what} over the limit of {limit or relay.max_body_bytes} bytes"
-    return RelayResponse(
-        413,
-        orjson.dumps({"error": "body_too_large", "message": message}),
-        {"Content-Type": "application/json", "Cache-Control": "no-store"},
-    )
 
 
 def _read_at_most(read: Callable[[int], bytes], size: int) -> bytes:

@@ -5,15 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from signalkit import Client, ConfigError, Subject
-from signalkit.relay import Relay, RelayResponse
-
-from . import _script
+from signalkit.relay import Relay, RelayResponse, script_response
 
 __all__ = ["RateKey", "default_rate_key", "relay_routes"]
 
@@ -75,7 +72,7 @@ async def _post(request: Request, relay: Relay, rate_key: RateKey) -> Response:
     limit = relay.max_body_bytes
     declared = _content_length(request)
     if declared is not None and declared > limit:
-        return _respond(_too_large(relay, f"Content-Length {declared} is"))
+        return _respond(relay.too_large(f"Content-Length {declared} is"))
     chunks: list[bytes] = []
     size = 0
     try:
@@ -83,7 +80,7 @@ async def _post(request: Request, relay: Relay, rate_key: RateKey) -> Response:
             chunks.append(chunk)
             size += len(chunk)
             if size > limit:  # stop reading: the rest of a huge body never enters memory
-                return _respond(_too_large(relay, "the body is"))
+                return _respond(relay.too_large("the body is"))
     except ClientDisconnect:
         return Response(status_code=400)  # nobody is listening; nothing recorded
     try:
@@ -97,10 +94,7 @@ async def _post(request: Request, relay: Relay, rate_key: RateKey) -> Response:
 
 
 async def _get_script(request: Request) -> Response:
-    headers = {"ETag": _script.ETAG, "Cache-Control": _script.CACHE_CONTROL}
-    if _script.not_modified(request.headers.get("if-none-match")):
-        return Response(status_code=304, headers=headers)
-    return Response(_script.SCRIPT, media_type=_script.CONTENT_TYPE, headers=headers)
+    return _respond(script_response(request.headers.get("if-none-match")))
 
 
 def _content_length(request: Request) -> int | None:
@@ -108,17 +102,6 @@ def _content_length(request: Request) -> int | None:
         return int(request.headers.get("content-length") or "")
     except ValueError:
         return None
-
-
-def _too_large(relay: Relay, what: str) -> RelayResponse:
-    # Refused before the relay sees a body: count it where the relay counts its own refusals.
-    relay._count("body_too_large")
-    message = f"{what} over the limit of {relay.max_body_bytes} bytes"
-    return RelayResponse(
-        413,
-        orjson.dumps({"error": "body_too_large", "message": message}),
-        {"Content-Type": "application/json", "Cache-Control": "no-store"},
-    )
 
 
 def _respond(answer: RelayResponse) -> Response:
