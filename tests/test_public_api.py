@@ -17,6 +17,7 @@ PUBLIC_SUBMODULES = {
     "events",
     "exporters",
     "relay",
+    "web",
     "scoring",
     "testing",
     "tokens",

@@ -11,9 +11,9 @@ from django.http import FileResponse, HttpRequest, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 
 import signalkit
+from signalkit.web import Identity, ThrottledLog, identity_of
 
 from ._config import config, relay
-from ._identity import Identity, ThrottledLog, identity_of
 
 __all__ = ["SignalkitMiddleware", "identify_failures"]
 

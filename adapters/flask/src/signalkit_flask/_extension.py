@@ -16,8 +16,7 @@ import signalkit
 from signalkit import Client, ConfigError, Subject
 from signalkit import _context as _sk_context
 from signalkit.relay import Relay, RelayResponse, script_response
-
-from ._identity import Identity, ThrottledLog, identity_of
+from signalkit.web import Identity, ThrottledLog, identity_of
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment

@@ -1,54 +1,16 @@
-"""Who a request is for: the default ids, what ``identify`` returns (checked), its failures."""
+"""Who a Starlette request is for by default: the signed-in user, the anonymous-id cookie.
+
+What ``identify`` returns is checked by :func:`signalkit.web.identity_of`, as in the Django and
+Flask adapters.
+"""
 
 from __future__ import annotations
 
-import logging
 import re
-import threading
-import time
-from collections.abc import Mapping
-from typing import Any
 
-from signalkit import Subject
-
-__all__ = ["FIELDS", "Identity", "ThrottledLog", "identity_of", "user_id_of", "valid_cookie_id"]
-
-FIELDS = ("user_id", "anonymous_id", "session_id", "tenant_id")
-"""The keys an ``identify`` callable may return (those of :class:`signalkit.Subject`)."""
-
-Identity = dict[str, str]
-"""Request ids by field name; a field left out is not known."""
+__all__ = ["user_id_of", "valid_cookie_id"]
 
 _COOKIE_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
-
-
-def identity_of(result: object) -> Identity:
-    """Check what an ``identify`` callable returned: a mapping, a ``Subject`` or ``None``.
-
-    Values may be ``str``, ``int`` (a primary key) or ``None``; anything else raises
-    ``TypeError``/``ValueError`` naming the field.
-    """
-    if result is None:
-        return {}
-    if isinstance(result, Subject):
-        items: Mapping[Any, Any] = result.model_dump(exclude_none=True)
-    elif isinstance(result, Mapping):
-        items = result
-    else:
-        raise TypeError(
-            f"identify must return a mapping of {', '.join(FIELDS)} (or a signalkit.Subject, "
-            f"or None), not {type(result).__name__}"
-        )
-    ids: Identity = {}
-    for key, value in items.items():
-        if key not in FIELDS:
-            raise ValueError(f"identify returned unknown field {key!r:.40}; known: {FIELDS}")
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, str | int):
-            raise TypeError(f"identify returned {key}={type(value).__name__}; expected str")
-        ids[key] = str(value)
-    return ids
 
 
 def user_id_of(user: object) -> str | None:
@@ -68,28 +30,3 @@ def user_id_of(user: object) -> str | None:
 def valid_cookie_id(value: str | None) -> bool:
     """Whether a cookie holds an id this middleware could have issued (16–64 URL-safe chars)."""
     return value is not None and _COOKIE_ID.fullmatch(value) is not None
-
-
-class ThrottledLog:
-    """Log an SDK-side failure at most once per ``interval_s``, with how many were not logged."""
-
-    def __init__(self, logger: logging.Logger, interval_s: float = 60.0) -> None:
-        self.logger = logger
-        self.interval_s = interval_s
-        self.count = 0
-        self._lock = threading.Lock()
-        self._last: float | None = None
-        self._quiet = 0
-
-    def exception(self, message: str) -> None:
-        """Count the current exception; log it (with traceback) unless one was logged lately."""
-        now = time.monotonic()
-        with self._lock:
-            self.count += 1
-            if self._last is not None and now - self._last < self.interval_s:
-                self._quiet += 1
-                return
-            self._last, quiet, self._quiet = now, self._quiet, 0
-        if quiet:
-            message += f" (and {quiet} more since the last message)"
-        self.logger.warning(message, exc_info=True)

@@ -13,8 +13,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import signalkit
 from signalkit import ConfigError
+from signalkit.web import Identity, ThrottledLog, identity_of
 
-from ._identity import Identity, ThrottledLog, identity_of, user_id_of, valid_cookie_id
+from ._identity import user_id_of, valid_cookie_id
 
 __all__ = ["Identify", "SignalkitMiddleware", "identify_failures"]
 

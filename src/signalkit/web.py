@@ -1,4 +1,9 @@
-"""Who a request is for: the ids ``identify`` returns, checked; its failures logged."""
+"""What web-framework adapters share: the ids an ``identify`` callable returns, checked, and a
+log that reports a recurring failure without flooding.
+
+The Starlette, Django and Flask adapters each let the application say who a request is for
+with an ``identify`` callable; this is where its answer is checked, the same way in each.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from signalkit import Subject
+from .events import Subject
 
 __all__ = ["FIELDS", "Identity", "ThrottledLog", "identity_of"]
 
