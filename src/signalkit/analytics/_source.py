@@ -8,6 +8,8 @@ once (the first copy, in file order) and counted as a duplicate.
 
 from __future__ import annotations
 
+import bisect
+import json
 import os
 import re
 import shutil
@@ -260,41 +262,66 @@ def _scan_lines(con: duckdb.DuckDBPyConnection, path: str) -> tuple[int, list[in
     return int(row[0]) + len(rejects), blanks, rejects
 
 
-def _reasons(con: duckdb.DuckDBPyConnection, path: str, lines: list[int]) -> dict[int, str]:
-    """Why each of these lines (rows read_json could not read) is malformed.
+def _why(raw: bytes) -> str:
+    """Why one line (without its newline) is not an event, as DuckDB's reader saw it."""
+    text = raw.rstrip(b"\r")
+    if text == _OVERLONG.strip():
+        return f"line longer than {MAX_LINE_BYTES >> 20} MiB"
+    try:
+        decoded = text.decode("utf-8")
+    except UnicodeDecodeError:
+        return "invalid UTF-8"
+    try:
+        obj = json.loads(decoded, parse_constant=_reject_constant)
+    except ValueError:
+        return "invalid JSON"
+    if not isinstance(obj, dict):
+        return "not a JSON object"
+    if obj.get("id") in (None, ""):
+        return "missing id"
+    if obj.get("kind") is None:
+        return "missing kind"
+    return "invalid field type"
 
-    The plain-line scan skips lines that are not UTF-8 (DuckDB lists them in ``_sk_rejects``),
-    so line ``n`` is scan row ``n - #{rejected lines before n}``: guess no rejects, and scan
-    again with the right row numbers when there were some.
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _reasons(path: Path, index: list[tuple[int, int]], lines: list[int]) -> dict[int, str]:
+    """Why each of these lines (rows ``read_json`` could not read) is malformed.
+
+    Only these few lines are read again, found from ``index`` (the offsets :func:`_count_lines`
+    noted): never the whole file a second time.
     """
-
-    def scan(ks: list[int]) -> tuple[dict[int, str], list[int]]:
-        rows = con.execute(
-            f"SELECT k, CASE WHEN l = {_sql_str(_OVERLONG.decode().strip())} "
-            f"THEN 'line longer than {MAX_LINE_BYTES >> 20} MiB' "
-            "WHEN NOT json_valid(l) THEN 'invalid JSON' "
-            "WHEN json_type(CASE WHEN json_valid(l) THEN l END) <> 'OBJECT' "
-            "THEN 'not a JSON object' "
-            "WHEN coalesce(json_extract_string(l, '$.id'), '') = '' THEN 'missing id' "
-            "WHEN json_extract_string(l, '$.kind') IS NULL THEN 'missing kind' "
-            "ELSE 'invalid field type' END AS why "
-            f"FROM (SELECT ordinality AS k, l FROM {_lines_reader(path)} WITH ORDINALITY) "
-            "WHERE k IN (SELECT unnest(?::BIGINT[]))",
-            [ks],
-        ).fetchall()
-        rejects = sorted(int(r[0]) for r in con.execute("SELECT line FROM _sk_rejects").fetchall())
-        con.execute("DROP TABLE IF EXISTS _sk_rejects").fetchall()
-        con.execute("DROP TABLE IF EXISTS _sk_reject_scans").fetchall()
-        return {int(k): str(why) for k, why in rows}, rejects
-
-    found, rejects = scan(lines)
-    if not rejects:
-        return {n: found.get(n, "invalid field type") for n in lines}
-    reasons = dict.fromkeys(rejects, "invalid UTF-8")
-    rows_of = {n - sum(1 for r in rejects if r < n): n for n in lines if n not in reasons}
-    found, _ = scan(sorted(rows_of))
-    reasons.update((rows_of[k], why) for k, why in found.items())
-    return {n: reasons.get(n, "invalid field type") for n in lines}
+    starts = [before for _, before in index]
+    out: dict[int, str] = {}
+    with path.open("rb") as f:
+        for n in sorted(lines):
+            # the last checkpoint with fewer than n - 1 newlines before it lies before line n
+            j = max(0, bisect.bisect_left(starts, n - 1) - 1)
+            offset, before = index[j]
+            f.seek(offset)
+            skip = n - 1 - before
+            while skip:
+                block = f.read(1 << 20)
+                if not block:
+                    break
+                found = block.count(b"\n")
+                if found < skip:
+                    skip -= found
+                    continue
+                at = -1
+                for _ in range(skip):
+                    at = block.index(b"\n", at + 1)
+                f.seek(f.tell() - len(block) + at + 1)
+                skip = 0
+            if skip:
+                out[n] = "unreadable"
+                continue
+            line = f.readline(MAX_LINE_BYTES + 2)
+            out[n] = _why(line[:-1] if line.endswith(b"\n") else line)
+    return out
 
 
 def _renumber(con: duckdb.DuckDBPyConnection, idx: int, blanks: list[int]) -> None:
@@ -363,14 +390,19 @@ def _without_overlong_lines(path: Path, workdir: str) -> Path:
     return Path(name)
 
 
-def _count_lines(path: Path) -> int:
-    """Lines in a file (a last line without a newline counts), read in 16 MiB blocks."""
+def _count_lines(path: Path) -> tuple[int, list[tuple[int, int]]]:
+    """Lines in a file (a last line without a newline counts), read in 16 MiB blocks, and an
+    index: each block's offset and the newlines before it (to find a line again quickly)."""
     count, last = 0, b"\n"
+    index: list[tuple[int, int]] = []
+    offset = 0
     with path.open("rb") as f:
         while block := f.read(16 * 1024 * 1024):
+            index.append((offset, count))
+            offset += len(block)
             count += block.count(b"\n")
             last = block[-1:]
-    return count + (last != b"\n")
+    return count + (last != b"\n"), index or [(0, 0)]
 
 
 def load_events(
@@ -408,6 +440,7 @@ def load_events(
     con.execute("DROP VIEW IF EXISTS events").fetchall()
     total_lines = 0
     read_paths = list(files)  # what was read: a file, or its copy without overlong lines
+    indexes: dict[int, list[tuple[int, int]]] = {}
     for idx, path in enumerate(files):
         create = "CREATE OR REPLACE TABLE _sk_events AS" if idx == 0 else "INSERT INTO _sk_events"
         try:
@@ -424,7 +457,8 @@ def load_events(
             ]
         )
         total_lines += rows
-        if rows != _count_lines(path):
+        count, indexes[idx] = _count_lines(path)
+        if rows != count:
             # blank lines: read_json skips them, so row n is the n-th non-blank line; number
             # the lines for real (a second pass, only for files that have blank lines)
             _, blanks, _ = _scan_lines(con, str(path))
@@ -447,7 +481,7 @@ def load_events(
         ]
         for idx in sorted({f for f, _, p in bad if p == "unparsed"}):
             todo = [n for f, n, p in bad if f == idx and p == "unparsed"]
-            found = _reasons(con, str(read_paths[idx]), todo)
+            found = _reasons(read_paths[idx], indexes[idx], todo)
             bad = [
                 (f, n, found.get(n, "unreadable") if f == idx and p == "unparsed" else p)
                 for f, n, p in bad
