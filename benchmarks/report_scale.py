@@ -132,7 +132,10 @@ def main() -> int:
     start = time.monotonic()
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     elapsed = time.monotonic() - start
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    peak_mb = usage.ru_maxrss / 1024
+    cpu_s = usage.ru_utime + usage.ru_stime  # what the load of other processes cannot inflate
+    load = os.getloadavg()[0]
     if proc.returncode != 0:
         print(proc.stderr)
         return 1
@@ -143,6 +146,7 @@ def main() -> int:
         f"{src['events']:,} events, {src['duplicates']:,} duplicates, "
         f"{src['malformed']['count']:,} malformed; cpus {os.cpu_count()}"
     )
+    print(f"  CPU {cpu_s:.1f} s (user + system); load average {load:.2f} at the end")
     for g in report["groups"]:
         m = g["metrics"]
         print(

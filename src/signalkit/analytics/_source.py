@@ -464,21 +464,17 @@ def load_events(
             _, blanks, _ = _scan_lines(con, str(path))
             _renumber(con, idx, blanks)
     problem = _problem()
-    bad_count = int(
-        con.execute(f"SELECT count(*) FROM _sk_events WHERE ({problem}) IS NOT NULL").fetchall()[0][
-            0
-        ]
-    )
-    bad: list[tuple[int, int, str]] = []
-    if bad_count:
-        bad = [
-            (int(f), int(n), str(p))
-            for f, n, p in con.execute(
-                f"SELECT file_idx, line, {problem} AS p FROM _sk_events WHERE p IS NOT NULL "
-                "ORDER BY file_idx, line LIMIT ?",
-                [max_listed],
-            ).fetchall()
-        ]
+    # the first malformed rows (one scan); only when there are some, a second to delete them
+    bad: list[tuple[int, int, str]] = [
+        (int(f), int(n), str(p))
+        for f, n, p in con.execute(
+            f"SELECT file_idx, line, {problem} AS p FROM _sk_events WHERE p IS NOT NULL "
+            "ORDER BY file_idx, line LIMIT ?",
+            [max_listed],
+        ).fetchall()
+    ]
+    bad_count = 0
+    if bad:
         for idx in sorted({f for f, _, p in bad if p == "unparsed"}):
             todo = [n for f, n, p in bad if f == idx and p == "unparsed"]
             found = _reasons(read_paths[idx], indexes[idx], todo)
@@ -486,21 +482,24 @@ def load_events(
                 (f, n, found.get(n, "unreadable") if f == idx and p == "unparsed" else p)
                 for f, n, p in bad
             ]
-        con.execute(f"DELETE FROM _sk_events WHERE ({problem}) IS NOT NULL").fetchall()
+        bad_count = int(
+            con.execute(f"DELETE FROM _sk_events WHERE ({problem}) IS NOT NULL").fetchall()[0][0]
+        )
     valid = int(con.execute("SELECT count(*) FROM _sk_events").fetchall()[0][0])
-    distinct = int(con.execute("SELECT count(DISTINCT id) FROM _sk_events").fetchall()[0][0])
-    if distinct < valid:
-        # keep the first copy of each repeated id (in file, then line order)
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE _sk_dups AS SELECT id, "
-            "min(file_idx * 1099511627776 + line) AS keep FROM _sk_events "
-            "GROUP BY id HAVING count(*) > 1"
-        ).fetchall()
+    # ids read more than once, and which copy to keep: the first (in file, then line order)
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _sk_dups AS SELECT id, count(*) AS copies, "
+        "min(file_idx * 1099511627776 + line) AS keep FROM _sk_events "
+        "GROUP BY id HAVING count(*) > 1"
+    ).fetchall()
+    extra = int(con.execute("SELECT coalesce(sum(copies - 1), 0) FROM _sk_dups").fetchall()[0][0])
+    if extra:
         con.execute(
             "DELETE FROM _sk_events USING _sk_dups WHERE _sk_events.id = _sk_dups.id "
             "AND _sk_events.file_idx * 1099511627776 + _sk_events.line <> _sk_dups.keep"
         ).fetchall()
-        con.execute("DROP TABLE _sk_dups").fetchall()
+    con.execute("DROP TABLE _sk_dups").fetchall()
+    distinct = valid - extra
     con.execute("ALTER TABLE _sk_events RENAME TO events").fetchall()
     names_of = [str(p) for p in files]
     return LoadedEvents(
