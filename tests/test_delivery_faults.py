@@ -263,4 +263,8 @@ def test_recording_from_coroutines_adds_no_loop_lag_while_the_sink_hangs() -> No
             client.shutdown(0.5)
     p99 = lambda xs: sorted(xs)[int(len(xs) * 0.99)]  # noqa: E731
     assert client.stats.recorded > 2_000
-    assert p99(loaded) - p99(baseline) <= 1.0, (p99(baseline), p99(loaded))
+    # A call that waited on the hung sink would stall the loop for seconds (the sink hangs
+    # 30 s): the bounds catch that with room for a loaded CI machine, where recording 1,000
+    # events/s itself moves the p99 by about a millisecond.
+    assert p99(loaded) - p99(baseline) <= 5.0, (p99(baseline), p99(loaded))
+    assert max(loaded) < 250, max(loaded)

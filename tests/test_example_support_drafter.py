@@ -193,8 +193,14 @@ def test_events_it_cannot_write_are_reported_and_exit_1(tmp_path: Path) -> None:
     done = run_example(tmp_path, "--tickets", "3")
     assert done.returncode == 1
     assert "drafts                3" in done.stdout
-    recorded = re.search(r"recorded (\d+) events: 0 written to .+, (\d+) dropped", done.stdout)
+    recorded = re.search(
+        r"recorded (\d+) events: 0 written to .+, (\d+) dropped, 0 rejected"
+        r"(?:, (\d+) not written by exit)?",
+        done.stdout,
+    )
     assert recorded is not None, done.stdout
     assert int(recorded.group(1)) >= 3
-    assert recorded.group(1) == recorded.group(2)
+    # each one accounted for: dropped by the shutdown deadline, or still inside the failing
+    # export when the deadline came (a loaded machine)
+    assert int(recorded.group(1)) == int(recorded.group(2)) + int(recorded.group(3) or 0)
     assert "cannot write" in done.stderr

@@ -278,9 +278,12 @@ def main(argv: list[str] | None = None) -> int:
     dropped = sum(stats.dropped.values())
     rejected = sum(stats.rejected.values())
     written = sum(lane.delivered for lane in stats.exporters.values())
+    # an export still under way when shutdown's time ran out is counted when it returns
+    pending = sum(lane.pending for lane in stats.exporters.values())
     print(
         f"recorded {stats.recorded} events: {written} written to {out}, "
         f"{dropped} dropped, {rejected} rejected"
+        + (f", {pending} not written by exit" if pending else "")
     )
     for error in errors[:3]:
         print(f"draft failed: {error}", file=sys.stderr)
