@@ -15,6 +15,7 @@ import re
 import shutil
 import tempfile
 import weakref
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -441,28 +442,37 @@ def load_events(
     total_lines = 0
     read_paths = list(files)  # what was read: a file, or its copy without overlong lines
     indexes: dict[int, list[tuple[int, int]]] = {}
-    for idx, path in enumerate(files):
-        create = "CREATE OR REPLACE TABLE _sk_events AS" if idx == 0 else "INSERT INTO _sk_events"
-        try:
-            _read_file(con, create, idx, path)
-        except duckdb_mod.InvalidInputException as exc:
-            if "maximum_object_size" not in str(exc):
-                raise
-            # a line longer than MAX_LINE_BYTES: read a copy in which each such line is a stub
-            path = read_paths[idx] = _without_overlong_lines(path, workdir)
-            _read_file(con, create, idx, path)
-        rows = int(
-            con.execute("SELECT count(*) FROM _sk_events WHERE file_idx = ?", [idx]).fetchall()[0][
-                0
-            ]
-        )
-        total_lines += rows
-        count, indexes[idx] = _count_lines(path)
-        if rows != count:
-            # blank lines: read_json skips them, so row n is the n-th non-blank line; number
-            # the lines for real (a second pass, only for files that have blank lines)
-            _, blanks, _ = _scan_lines(con, str(path))
-            _renumber(con, idx, blanks)
+    counter = ThreadPoolExecutor(1, thread_name_prefix="signalkit-count-lines")
+    try:
+        for idx, path in enumerate(files):
+            create = (
+                "CREATE OR REPLACE TABLE _sk_events AS" if idx == 0 else "INSERT INTO _sk_events"
+            )
+            # count the lines while DuckDB reads the file (it releases the GIL while it runs)
+            counting = counter.submit(_count_lines, path)
+            try:
+                _read_file(con, create, idx, path)
+            except duckdb_mod.InvalidInputException as exc:
+                if "maximum_object_size" not in str(exc):
+                    raise
+                # a line longer than MAX_LINE_BYTES: read a copy in which each such line is a stub
+                path = read_paths[idx] = _without_overlong_lines(path, workdir)
+                counting = counter.submit(_count_lines, path)
+                _read_file(con, create, idx, path)
+            rows = int(
+                con.execute("SELECT count(*) FROM _sk_events WHERE file_idx = ?", [idx]).fetchall()[
+                    0
+                ][0]
+            )
+            total_lines += rows
+            count, indexes[idx] = counting.result()
+            if rows != count:
+                # blank lines: read_json skips them, so row n is the n-th non-blank line; number
+                # the lines for real (a second pass, only for files that have blank lines)
+                _, blanks, _ = _scan_lines(con, str(path))
+                _renumber(con, idx, blanks)
+    finally:
+        counter.shutdown(wait=False, cancel_futures=True)
     problem = _problem()
     # the first malformed rows (one scan); only when there are some, a second to delete them
     bad: list[tuple[int, int, str]] = [
