@@ -42,7 +42,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "report",
         help="act-on rate, corrections, time-to-action, outcomes per model version",
         description="Flywheel metrics per group of exposures (default: per model.version) "
-        "with 95%% intervals and the difference from a baseline group. SOURCE is a JSONL "
+        "with 95% intervals and the difference from a baseline group. SOURCE is a JSONL "
         "file, a directory of them, a glob, or clickhouse://host:8123/db. Counting rules: "
         "docs/report.md.",
     )
