@@ -296,3 +296,22 @@ def test_check_vendor_event_bytes() -> None:
             sk.ConfigError, match=r"^X\.max_vendor_event_bytes: .* from 1024 to 4096"
         ):
             check_vendor_event_bytes("X", bad, room=4096)
+
+
+def test_endpoint_url_puts_credentials_in_userinfo_and_refuses_hosts_with_their_own() -> None:
+    from signalkit import ConfigError
+    from signalkit.exporters.vendor import endpoint_url
+
+    url = endpoint_url(
+        "X.host",
+        " https://eu.example.com/base/ ",
+        "/batch",
+        example="https://example.com",
+        credentials=("k:y", "s@c"),
+        query={"strict": "1"},
+    )
+    assert url == "https://k%3Ay:s%40c@eu.example.com/base/batch?strict=1"
+    assert endpoint_url("X.host", "http://h:8080", "/b", example="e") == "http://h:8080/b"
+    for bad in ("ftp://h", "h", "https://u:p@h", "https://h?x=1", "https://h#f", "", 3):
+        with pytest.raises(ConfigError, match=r"X\.host: must be a URL such as e"):
+            endpoint_url("X.host", bad, "/b", example="e")

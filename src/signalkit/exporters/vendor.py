@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
+from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 import orjson
 
@@ -48,6 +49,7 @@ __all__ = [
     "check_vendor_event_bytes",
     "cut_texts_to_fit",
     "encode_batch",
+    "endpoint_url",
     "epoch_ms",
     "fitted_json",
     "is_placeholder_id",
@@ -488,3 +490,44 @@ def check_event_prefix(owner: str, value: object) -> str:
             f"characters, such as 'signalkit', got {value!r:.60}"
         )
     return value
+
+
+def endpoint_url(
+    field: str,
+    host: object,
+    path: str,
+    *,
+    example: str,
+    credentials: tuple[str, str] | None = None,
+    query: dict[str, str] | None = None,
+) -> str:
+    """``{host}{path}`` for a vendor's batch endpoint, ``host`` checked (``field`` names it in
+    the error, ``example`` shows a right one): http(s), a host, an optional path, and no
+    credentials, query or fragment of its own. ``credentials`` (user, password) go in the
+    URL's userinfo, which :class:`signalkit.HttpExporter` takes out, sends as Basic auth and
+    redacts from every message."""
+    problem = (
+        f"{field}: must be a URL such as {example}, with no credentials, query or fragment "
+        "(keys go in their own arguments)"
+    )
+    if not isinstance(host, str) or not host.strip():
+        raise ConfigError(problem)
+    try:
+        parts = urlsplit(host.strip())
+    except ValueError:
+        raise ConfigError(problem) from None
+    if (
+        parts.scheme.lower() not in ("http", "https")
+        or not parts.netloc
+        or "@" in parts.netloc
+        or parts.query
+        or parts.fragment
+    ):
+        raise ConfigError(problem)
+    netloc = parts.netloc
+    if credentials is not None:
+        user, password = credentials
+        netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{netloc}"
+    return urlunsplit(
+        (parts.scheme, netloc, parts.path.rstrip("/") + path, urlencode(query or {}), "")
+    )

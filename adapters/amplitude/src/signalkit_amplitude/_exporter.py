@@ -5,12 +5,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Literal
-from urllib.parse import urlsplit
 
 import orjson
 
 from signalkit import ConfigError, Event, ExportFailure, ExportResult, HttpExporter, RetryPolicy
 from signalkit.exporters.http import ENVELOPE_BYTES
+from signalkit.exporters.vendor import endpoint_url
 
 from ._mapping import DEFAULT_EVENT_PREFIX, to_amplitude_event
 
@@ -107,7 +107,9 @@ class AmplitudeExporter(HttpExporter):
         if max_event_bytes is None:
             max_event_bytes = max(max_batch_bytes - ENVELOPE_BYTES - 1, 1)
         super().__init__(
-            _endpoint(host, path),
+            endpoint_url(
+                "AmplitudeExporter.host", host, path, example="https://api2.amplitude.com"
+            ),
             headers=headers,
             timeout_s=timeout_s,
             gzip_threshold_bytes=gzip_threshold_bytes,
@@ -166,22 +168,3 @@ class AmplitudeExporter(HttpExporter):
             if tail.endswith(key[:size]):
                 return tail[:-size] + _REDACTED + message[len(tail) :]
         return message
-
-
-def _endpoint(host: object, path: str) -> str:
-    if not isinstance(host, str) or not host.strip():
-        raise ConfigError(
-            "AmplitudeExporter.host: must be a URL such as https://api2.amplitude.com"
-        )
-    try:
-        parts = urlsplit(host)
-    except ValueError:
-        raise ConfigError("AmplitudeExporter.host: not a valid URL") from None
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigError("AmplitudeExporter.host: must start with https:// (or http://)")
-    if "@" in parts.netloc or parts.query or parts.fragment:
-        raise ConfigError(
-            "AmplitudeExporter.host: give only scheme, host and an optional path; the key goes "
-            "in api_key"
-        )
-    return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}{path}"

@@ -6,14 +6,13 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
-from urllib.parse import quote, urlsplit, urlunsplit
 
 import orjson
 
 from signalkit import ConfigError, ExportFailure, ExportResult, RetryPolicy
 from signalkit.events import Event, ExposureEvent
 from signalkit.exporters.http import ENVELOPE_BYTES, HttpExporter
-from signalkit.exporters.vendor import check_vendor_event_bytes, fitted_json, utc
+from signalkit.exporters.vendor import check_vendor_event_bytes, endpoint_url, fitted_json, utc
 
 from ._score import (
     DEFAULT_SCORE_PREFIX,
@@ -141,7 +140,13 @@ class LangfuseExporter(HttpExporter):
             )
         self._tap = ResponseTap(transport)
         super().__init__(
-            _ingestion_url(host, public_key, secret_key),
+            endpoint_url(
+                "LangfuseExporter.host",
+                host,
+                INGESTION_PATH,
+                example=DEFAULT_HOST,
+                credentials=(public_key, secret_key),
+            ),
             headers={"x-langfuse-sdk-name": "signalkit-langfuse"},
             timeout_s=timeout_s,
             gzip_threshold_bytes=gzip_threshold_bytes,
@@ -355,29 +360,3 @@ def _remember(memory: OrderedDict[str, Any], key: str, value: Any) -> None:
     memory.move_to_end(key)
     if len(memory) > REMEMBERED:
         memory.popitem(last=False)
-
-
-def _ingestion_url(host: object, public_key: str, secret_key: str) -> str:
-    """``{host}/api/public/ingestion`` with the keys as the URL's credentials (sent as Basic
-    auth, kept out of messages by :class:`signalkit.HttpExporter`)."""
-    problem = (
-        f"LangfuseExporter.host: must be a URL such as {DEFAULT_HOST} (EU), "
-        "https://us.cloud.langfuse.com (US) or your self-hosted address, without credentials, "
-        "query or fragment"
-    )
-    if not isinstance(host, str):
-        raise ConfigError(problem)
-    try:
-        parts = urlsplit(host.strip().rstrip("/"))
-    except ValueError:
-        raise ConfigError(problem) from None
-    if (
-        parts.scheme.lower() not in ("http", "https")
-        or not parts.netloc
-        or "@" in parts.netloc
-        or parts.query
-        or parts.fragment
-    ):
-        raise ConfigError(problem)
-    netloc = f"{quote(public_key, safe='')}:{quote(secret_key, safe='')}@{parts.netloc}"
-    return urlunsplit((parts.scheme, netloc, parts.path + INGESTION_PATH, "", ""))

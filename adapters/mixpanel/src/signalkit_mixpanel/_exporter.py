@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
-from urllib.parse import quote, urlencode, urlsplit
 
 import orjson
 
 from signalkit import ConfigError, Event, HttpExporter, RetryPolicy
 from signalkit.exporters.http import ENVELOPE_BYTES
+from signalkit.exporters.vendor import endpoint_url
 
 from ._mapping import DEFAULT_EVENT_PREFIX, to_mixpanel_event
 
@@ -97,7 +97,14 @@ class MixpanelExporter(HttpExporter):
             user, password = _credential("api_secret", api_secret), ""
         else:
             user, password = token, ""
-        endpoint = _endpoint(host, user, password, query)
+        endpoint = endpoint_url(
+            "MixpanelExporter.host",
+            host,
+            "/import",
+            example="https://api.mixpanel.com",
+            credentials=(user, password),
+            query=query,
+        )
         if max_event_bytes is None:
             max_event_bytes = max(max_batch_bytes - ENVELOPE_BYTES - 1, 1)
         super().__init__(
@@ -139,24 +146,3 @@ def _credential(field: str, value: object) -> str:
     if any(c.isspace() or not c.isprintable() for c in value):
         raise ConfigError(f"MixpanelExporter.{field}: must not contain spaces or control chars")
     return value
-
-
-def _endpoint(host: object, user: str, password: str, query: dict[str, str]) -> str:
-    """``{host}/import?...`` with the credentials as URL userinfo: HttpExporter takes them out of
-    the URL, sends them as Basic auth and redacts the user, the password and the Basic blob."""
-    if not isinstance(host, str) or not host.strip():
-        raise ConfigError("MixpanelExporter.host: must be a URL such as https://api.mixpanel.com")
-    try:
-        parts = urlsplit(host)
-    except ValueError:
-        raise ConfigError("MixpanelExporter.host: not a valid URL") from None
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigError("MixpanelExporter.host: must start with https:// (or http://)")
-    if "@" in parts.netloc or parts.query or parts.fragment:
-        raise ConfigError(
-            "MixpanelExporter.host: give only scheme, host and an optional path; credentials "
-            "go in project_token, api_secret or service_account"
-        )
-    userinfo = quote(user, safe="") + ":" + quote(password, safe="")
-    path = parts.path.rstrip("/") + "/import"
-    return f"{parts.scheme}://{userinfo}@{parts.netloc}{path}?{urlencode(query)}"

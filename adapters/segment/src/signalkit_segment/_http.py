@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlsplit, urlunsplit
 
 from signalkit import ConfigError, ExportFailure, ExportResult, RetryPolicy
 from signalkit.events import Event
@@ -14,6 +13,7 @@ from signalkit.exporters.vendor import (
     check_event_prefix,
     check_vendor_event_bytes,
     encode_batch,
+    endpoint_url,
     fitted_json,
 )
 
@@ -91,7 +91,13 @@ class SegmentExporter(HttpExporter):
         # Credentials in the URL become "Authorization: Basic base64(key + ':')", and the
         # exporter keeps the key and its Basic form out of repr, messages and logs.
         super().__init__(
-            _batch_url(host, write_key),
+            endpoint_url(
+                "SegmentExporter.host",
+                host,
+                "/v1/batch",
+                example=DEFAULT_HOST,
+                credentials=(write_key, ""),
+            ),
             timeout_s=timeout_s,
             gzip_threshold_bytes=gzip_threshold_bytes,
             max_batch_events=max_batch_events,
@@ -136,28 +142,3 @@ class SegmentExporter(HttpExporter):
 
 _HEAD = b'{"batch":['
 _TAIL = b"]}"
-
-
-def _batch_url(host: object, write_key: str) -> str:
-    """``{host}/v1/batch`` with the write key as the URL's user name (sent as Basic auth)."""
-    problem = (
-        f"SegmentExporter.host: must be a URL such as {DEFAULT_HOST} (or "
-        "https://events.eu1.segmentapis.com for EU workspaces), without credentials, "
-        "query or fragment"
-    )
-    if not isinstance(host, str):
-        raise ConfigError(problem)
-    try:
-        parts = urlsplit(host.strip().rstrip("/"))
-    except ValueError:
-        raise ConfigError(problem) from None
-    if (
-        parts.scheme.lower() not in ("http", "https")
-        or not parts.netloc
-        or "@" in parts.netloc
-        or parts.query
-        or parts.fragment
-    ):
-        raise ConfigError(problem)
-    netloc = f"{quote(write_key, safe='')}:@{parts.netloc}"
-    return urlunsplit((parts.scheme, netloc, parts.path + "/v1/batch", "", ""))
