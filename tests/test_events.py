@@ -228,6 +228,39 @@ def test_new_ids_are_unique_and_ordered_per_thread_across_threads() -> None:
         assert out == sorted(out)
 
 
+def test_ids_keep_increasing_when_the_counter_runs_out_or_the_clock_steps_back_a_little(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from signalkit import _ids
+
+    monkeypatch.setattr(_ids, "_now", _ids._now)  # put the process's clock state back after
+    ms = time.time_ns() // 1_000_000 + 60_000  # ahead of now: only this test's calls move it
+    stamps = [_ids.stamp(ms) for _ in range(5_000)]  # more than the 12-bit counter holds
+    stamps += [_ids.stamp(ms - 5_000) for _ in range(10)]  # the clock stepped back 5 s
+    ids = [s[1] for s in stamps]
+    assert all(a < b for a, b in itertools.pairwise(ids))
+    for when, value, ts in stamps:  # the event time, the id and the datetime agree
+        assert id_time_ms(value) == when == round(ts.timestamp() * 1000)
+        assert ts.tzinfo is UTC
+    times = {s[0] for s in stamps}
+    assert min(times) == ms  # the first ids carry the time given
+    assert max(times) in (ms + 1, ms + 2)  # ran out: borrowed the next millisecond, no repeat
+    assert all(uuid.UUID(i).version == 7 for i in ids)
+
+
+def test_after_a_big_step_back_of_the_clock_ids_and_times_follow_the_clock(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from signalkit import _ids
+
+    monkeypatch.setattr(_ids, "_now", _ids._now)
+    ms = time.time_ns() // 1_000_000 + 60_000
+    _ids.stamp(ms)
+    when, value, ts = _ids.stamp(ms - 60_000)  # an hour-long NTP step would be the same
+    assert when == ms - 60_000 == id_time_ms(value)
+    assert round(ts.timestamp() * 1000) == when
+
+
 def test_a_backfill_id_carries_the_given_time() -> None:
     when = datetime(2024, 5, 17, 12, 30, 1, 250_000, tzinfo=UTC)
     ns = int(when.timestamp()) * 1_000_000_000 + 250_000_000

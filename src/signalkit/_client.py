@@ -22,10 +22,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from pydantic import BaseModel
 from rapidfuzz.distance import Levenshtein
 
 from . import _ids
-from ._context import _subject
+from ._context import _NO_SUBJECT, _subject
 from ._errors import ConfigError, InvalidEvent, InvalidToken
 from ._instrument import Exposure, recommendation_decorator
 from ._stats import Counters, Stats, logger
@@ -70,7 +71,7 @@ Processor = Callable[[Event], Event | None]
 
 E = TypeVar("E", bound=Event)
 
-_EMPTY_SUBJECT = Subject()
+_EMPTY_SUBJECT = _NO_SUBJECT
 _EMPTY_MODEL = ModelRef()
 _NAME_MAX = 200
 _ATTR_MAX_KEYS = 64
@@ -289,6 +290,17 @@ class Client:
 
     def _new_producer(self) -> None:
         self.producer_id = secrets.token_hex(8)
+        # Each signal's fields start as a copy of its kind's template (constants filled in,
+        # the rest None): copying a dict with the same keys is much cheaper than building one.
+        self._templates: dict[type[BaseModel], dict[str, Any]] = {}
+        for cls in (ActionEvent, CorrectionEvent, ToggleEvent, OutcomeEvent, FeedbackEvent):
+            template: dict[str, Any] = dict.fromkeys(cls.model_fields)
+            template["schema_version"] = SCHEMA_VERSION
+            template["service"] = self.service
+            template["producer_id"] = self.producer_id
+            template["seq"] = 0
+            template["kind"] = cls.model_fields["kind"].default
+            self._templates[cls] = template
 
     def __repr__(self) -> str:
         return (
@@ -423,15 +435,19 @@ class Client:
         """Record what the user did with an exposure: ``accepted``, ``clicked``, ``copied``,
         ``dismissed``, ``rejected`` (or your own verb). Time-to-action comes from the exposure."""
         try:
-            _check_name("action", action)
-            _check_name("item_id", item_id, required=False)
-            v, ref, ts_ms, size = self._common(exposure, at, attributes, user_id)
-            v["kind"] = "action"
+            if (
+                action.__class__ is not str
+                or not 0 < len(action) <= _NAME_MAX
+                or not action.isascii()
+            ):
+                _check_name("action", action)  # raises if it is not a valid name
+            if item_id is not None:
+                _check_name("item_id", item_id)
+            v, ttl, _, size = self._common(ActionEvent, exposure, at, attributes, user_id)
             v["action"] = action
             v["item_id"] = item_id
-            ttl = v["time_to_action_ms"] = self._elapsed(ref, ts_ms)
-            event = _construct(ActionEvent, v)
-            return self._emit(event, size, score_action(action, ttl, self.policy))
+            v["time_to_action_ms"] = ttl
+            return self._emit(ActionEvent, v, size, score_action(action, ttl, self.policy))
         except (InvalidEvent, InvalidToken) as exc:
             self._reject(exc)
             return None
@@ -456,19 +472,17 @@ class Client:
         try:
             self._check_text("original", original, allow_empty=True)
             self._check_text("corrected", corrected, allow_empty=True)
-            v, ref, ts_ms, size = self._common(exposure, at, attributes, user_id)
+            v, ttl, _, size = self._common(CorrectionEvent, exposure, at, attributes, user_id)
             distance = Levenshtein.distance(original, corrected)
             longest = max(len(original), len(corrected))
             similarity = 1.0 - distance / longest if longest else 1.0
-            v["kind"] = "correction"
             v["original"] = original
             v["corrected"] = corrected
             v["edit_distance"] = distance
             v["similarity"] = round(similarity, 6)
-            v["time_to_action_ms"] = self._elapsed(ref, ts_ms)
-            event = _construct(CorrectionEvent, v)
+            v["time_to_action_ms"] = ttl
             size += len(original) + len(corrected)
-            return self._emit(event, size, score_correction(similarity, self.policy))
+            return self._emit(CorrectionEvent, v, size, score_correction(similarity, self.policy))
         except (InvalidEvent, InvalidToken) as exc:
             self._reject(exc)
             return None
@@ -497,7 +511,7 @@ class Client:
                 raise InvalidEvent("state", f"must be 'expanded' or 'collapsed', got {state!r:.40}")
             _check_name("element", element, required=False)
             dwell = _check_number("dwell_ms", dwell_ms, minimum=0.0)
-            v, ref, ts_ms, size = self._common(exposure, at, attributes, user_id)
+            v, ttl, ts_ms, size = self._common(ToggleEvent, exposure, at, attributes, user_id)
             key = (v["exposure_id"], element)
             if state == "expanded":
                 self._remember(self._expanded, key, ts_ms)
@@ -505,13 +519,11 @@ class Client:
                 opened = self._expanded.pop(key, None)
                 if opened is not None and ts_ms >= opened:
                     dwell = float(ts_ms - opened)
-            v["kind"] = "toggle"
             v["state"] = state
             v["element"] = element
             v["dwell_ms"] = dwell
-            v["time_to_action_ms"] = self._elapsed(ref, ts_ms)
-            event = _construct(ToggleEvent, v)
-            return self._emit(event, size, score_toggle(state, dwell, self.policy))
+            v["time_to_action_ms"] = ttl
+            return self._emit(ToggleEvent, v, size, score_toggle(state, dwell, self.policy))
         except (InvalidEvent, InvalidToken) as exc:
             self._reject(exc)
             return None
@@ -540,15 +552,12 @@ class Client:
                 raise InvalidEvent(
                     "success", f"must be a bool or None, got {type(success).__name__}"
                 )
-            v, ref, ts_ms, size = self._common(exposure, at, attributes, user_id)
-            delay = self._elapsed(ref, ts_ms)
-            v["kind"] = "outcome"
+            v, delay, _, size = self._common(OutcomeEvent, exposure, at, attributes, user_id)
             v["name"] = name
             v["value"] = val
             v["success"] = success
             v["delay_ms"] = delay
-            event = _construct(OutcomeEvent, v)
-            return self._emit(event, size, score_outcome(success, delay, self.policy))
+            return self._emit(OutcomeEvent, v, size, score_outcome(success, delay, self.policy))
         except (InvalidEvent, InvalidToken) as exc:
             self._reject(exc)
             return None
@@ -590,18 +599,15 @@ class Client:
                 self._check_text("comment", comment, allow_empty=False)
             if r is None and choice is None and comment is None:
                 raise InvalidEvent("rating", "give a rating, a choice or a comment")
-            v, ref, ts_ms, size = self._common(exposure, at, attributes, user_id)
-            v["kind"] = "feedback"
+            v, ttl, _, size = self._common(FeedbackEvent, exposure, at, attributes, user_id)
             v["rating"] = r
             v["scale"] = (lo, hi)
             v["choice"] = choice
             v["comment"] = comment
-            v["time_to_action_ms"] = self._elapsed(ref, ts_ms)
-            event = _construct(FeedbackEvent, v)
+            v["time_to_action_ms"] = ttl
             size += len(comment or "")
-            return self._emit(
-                event, size, score_feedback(r, (lo, hi), choice, comment, self.policy)
-            )
+            score = score_feedback(r, (lo, hi), choice, comment, self.policy)
+            return self._emit(FeedbackEvent, v, size, score)
         except (InvalidEvent, InvalidToken) as exc:
             self._reject(exc)
             return None
@@ -728,9 +734,13 @@ class Client:
         return self._recent.get(exposure_id)
 
     def _common(
-        self, target: object, at: object, attributes: object, user_id: object
-    ) -> tuple[dict[str, Any], _Ref, int, int]:
-        """Check the arguments every signal shares; return the event's common fields.
+        self, cls: type[BaseModel], target: object, at: object, attributes: object, user_id: object
+    ) -> tuple[dict[str, Any], float | None, int, int]:
+        """Check the arguments every signal shares.
+
+        Returns the event's fields (the common ones set, the rest from the kind's template),
+        the milliseconds since the exposure was shown (None if unknown), the event's time and
+        its size estimate.
 
         The usual call (a handle or token, no ``at``, no attributes, no ``user_id``) takes the
         short path on every step: this runs on the caller's thread for every signal.
@@ -738,13 +748,11 @@ class Client:
         if self._pipeline._closed:
             raise InvalidEvent("client", "recording after shutdown()", reason="after_shutdown")
         if at is None:
-            ts_ns = time.time_ns()
-            ts_ms = ts_ns // 1_000_000
-            event_id = _ids.new_id()
+            ts_ms, event_id, ts = _ids.stamp()
         else:
             ts_ms = self._ts_ms(at)
-            ts_ns = ts_ms * 1_000_000
-            event_id = _ids.new_id(ts_ns)
+            event_id = _ids.new_id(ts_ms * 1_000_000)
+            ts = datetime.fromtimestamp(ts_ms / 1000, UTC)
         if target.__class__ is Exposure:
             ref = target._ref or _ref_of(target)
         elif target.__class__ is str and target.startswith(PREFIX):
@@ -768,22 +776,25 @@ class Client:
         trace_id, span_id = ref.trace_id, ref.span_id
         if trace_id is None and "opentelemetry.trace" in sys.modules:
             trace_id, span_id = self._trace_ids()
-        values: dict[str, Any] = {
-            "schema_version": SCHEMA_VERSION,
-            "id": event_id,
-            "ts": datetime.fromtimestamp(ts_ns / 1e9, UTC),
-            "service": self.service,
-            "exposure_id": ref.exposure_id,
-            "producer_id": self.producer_id,
-            "seq": 0,
-            "subject": subject,
-            "model": ref.model,
-            "trace_id": trace_id,
-            "span_id": span_id,
-            "attributes": attrs,
-            "score": None,
-        }
-        return values, ref, ts_ms, size
+        elapsed = None
+        shown = ref.shown_at_ms
+        if shown is not None:
+            ms = ts_ms - shown
+            if ms < 0:
+                if -ms > self._signer.max_skew_ms:
+                    raise InvalidEvent("at", f"is {-ms / 1000:.0f} s before the exposure was shown")
+                ms = 0  # clock skew between processes: the signal came right after
+            elapsed = float(ms)
+        values = self._templates[cls].copy()
+        values["id"] = event_id
+        values["ts"] = ts
+        values["exposure_id"] = ref.exposure_id
+        values["subject"] = subject
+        values["model"] = ref.model
+        values["trace_id"] = trace_id
+        values["span_id"] = span_id
+        values["attributes"] = attrs
+        return values, elapsed, ts_ms, size
 
     def _ref_from_token(self, token: str, ts_ms: int) -> _Ref:
         claims = self._signer.verify(token, ts_ms, cache=False)  # the ref is cached instead
@@ -801,18 +812,6 @@ class Client:
         self._token_refs[token] = ref
         return ref
 
-    def _elapsed(self, ref: _Ref, ts_ms: int) -> float | None:
-        if ref.shown_at_ms is None:
-            return None
-        elapsed = ts_ms - ref.shown_at_ms
-        if elapsed < 0:
-            if -elapsed > self._signer.max_skew_ms:
-                raise InvalidEvent(
-                    "at", f"is {-elapsed / 1000:.0f} s before the exposure was shown"
-                )
-            elapsed = 0  # clock skew between processes: the signal came right after
-        return float(elapsed)
-
     def _record_exposure(self, exp: Exposure) -> bool:
         """Record a finished exposure; False if it was rejected (counted).
 
@@ -822,6 +821,8 @@ class Client:
         cost to the host stays a few microseconds.
         """
         try:
+            if exp._latency_ms is None:  # the call (or block) ends now: the output is shown
+                exp._latency_ms = (time.perf_counter() - exp._started) * 1000
             if not exp.valid:
                 return False
             if self._pipeline._closed:
@@ -832,13 +833,18 @@ class Client:
             else:
                 attrs, size = _check_attributes(exp.attributes)
                 size += _EVENT_OVERHEAD_BYTES
-            items = self._items(exp.items) if exp.items else ()
             exp.attributes = attrs
-            exp.items = items
-            exp.shown_at_ms  # noqa: B018 - fixes the time shown
-            size += 64 * len(items)
+            if exp.items:
+                items = exp.items = self._items(exp.items)
+                size += 64 * len(items)
+            else:
+                exp.items = ()
+            shown = exp._shown_at_ms
+            if shown is None:  # fix the time shown, unless its token already did
+                shown = exp._shown_at_ms = time.time_ns() // 1_000_000
             # a small _Ref, not the handle: evicting it later must not free an event here
-            self._recent[exp.id] = _ref_of(exp)
+            ref = exp._ref = _Ref(exp.id, shown, exp.model, exp.subject, exp.trace_id, exp.span_id)
+            self._recent[exp.id] = ref
             order = self._recent_order
             order.append(exp.id)
             if len(order) > _RECENT_MAX:
@@ -853,8 +859,9 @@ class Client:
                 exp._recorded = True
                 self._pipeline.submit(exp, size)
                 return True
-            unscored = self._exposure_event(exp, None)
-            event = self._emit(unscored, size, score_exposure(self.policy))
+            event = self._emit(
+                ExposureEvent, self._exposure_values(exp), size, score_exposure(self.policy)
+            )
             if event is None:
                 return False
             exp._event = event
@@ -867,13 +874,12 @@ class Client:
             self._internal_error("exposure", exc)
             return False
 
-    def _exposure_event(self, exp: Exposure, score: Score | None) -> ExposureEvent:
-        """The frozen event of a recorded exposure handle (its inputs already checked)."""
-        shown = exp.shown_at_ms
-        v: dict[str, Any] = {
+    def _exposure_values(self, exp: Exposure) -> dict[str, Any]:
+        """The fields of a recorded exposure handle's event (its inputs already checked)."""
+        return {
             "schema_version": SCHEMA_VERSION,
             "id": exp.id,
-            "ts": datetime.fromtimestamp(shown / 1000, UTC),
+            "ts": datetime.fromtimestamp(exp.shown_at_ms / 1000, UTC),
             "service": self.service,
             "exposure_id": exp.id,
             "producer_id": self.producer_id,
@@ -883,13 +889,18 @@ class Client:
             "trace_id": exp.trace_id,
             "span_id": exp.span_id,
             "attributes": exp.attributes,
-            "score": score,
+            "score": None,
             "kind": "exposure",
             "surface": exp.surface,
             "items": exp.items,
             "latency_ms": exp._latency_ms,
         }
-        event: ExposureEvent = _construct(ExposureEvent, v)
+
+    def _exposure_event(self, exp: Exposure, score: Score) -> ExposureEvent:
+        """The frozen event of a recorded exposure handle (its inputs already checked)."""
+        values = self._exposure_values(exp)
+        values["score"] = score
+        event: ExposureEvent = _construct(ExposureEvent, values)
         return event
 
     @staticmethod
@@ -927,24 +938,31 @@ class Client:
             except KeyError:  # another thread evicted it first
                 pass
 
-    def _emit(self, event: E, size: int, default: Score) -> E | None:
-        """Score, process and queue a built event; ``default`` is the policy's score."""
-        if self.scorer is not None:
-            default = self._custom_score(event) or default
-        if size > self._pipeline.max_queue_bytes:
+    def _emit(self, cls: type[E], values: dict[str, Any], size: int, score: Score) -> E | None:
+        """Build the event from checked ``values``, score it, process it and queue it.
+
+        ``score`` is the policy's; a custom scorer may replace it.
+        """
+        pipeline = self._pipeline
+        if size > pipeline.max_queue_bytes:
             raise InvalidEvent(
                 "event",
                 f"about {size} bytes, more than the whole queue budget "
-                f"(max_queue_bytes={self._pipeline.max_queue_bytes})",
+                f"(max_queue_bytes={pipeline.max_queue_bytes})",
                 reason="too_large",
             )
-        event.__dict__["score"] = default  # not yet published: still ours to set
+        if self.scorer is None:
+            values["score"] = score
+            event: E = _construct(cls, values)
+        else:  # the scorer sees the event before it is scored
+            event = _construct(cls, values)
+            values["score"] = self._custom_score(event) or score  # not yet published: ours
         if self.processors:
             processed = self._process(event)
             if processed is None:
                 return None
             event = processed
-        if not self._pipeline.submit(event, size) and self._pipeline.closed:
+        if not pipeline.submit(event, size) and pipeline._closed:
             self._counters.drop("after_shutdown", 1, "recorded after shutdown()")
         return event
 

@@ -16,6 +16,8 @@ __all__ = ["context", "current_exposure", "current_subject"]
 
 _exposure: ContextVar[Exposure | None] = ContextVar("signalkit_exposure", default=None)
 _subject: ContextVar[Subject | None] = ContextVar("signalkit_subject", default=None)
+_NO_SUBJECT = Subject()
+"""The subject of an exposure recorded outside any :func:`context` and without ids."""
 
 
 def current_exposure() -> Exposure | None:

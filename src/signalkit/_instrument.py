@@ -19,7 +19,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 from . import _ids
-from ._context import _exposure
+from ._context import _NO_SUBJECT, _exposure, _subject
 from .events import ExposureEvent, ModelRef, Subject
 from .scoring import score_exposure
 
@@ -52,7 +52,6 @@ class Exposure:
         "_shown_at_ms",
         "_started",
         "_token",
-        "_tokens",
         "attributes",
         "id",
         "items",
@@ -78,7 +77,7 @@ class Exposure:
         self._client = client
         self._started = time.perf_counter()
         self._latency_ms: float | None = None
-        self.id = _ids.new_id() if at_ms is None else _ids.new_id(at_ms * 1_000_000)
+        self.id = _ids.stamp()[1] if at_ms is None else _ids.new_id(at_ms * 1_000_000)
         self.surface = surface
         self.model = model
         self.subject = subject
@@ -132,8 +131,7 @@ class Exposure:
         return self._event
 
     def _finish(self) -> None:
-        self._latency_ms = (time.perf_counter() - self._started) * 1000
-        self._client._record_exposure(self)
+        self._client._record_exposure(self)  # also measures the latency
 
     # -- context manager (sync and async) ------------------------------------------------
 
@@ -187,11 +185,16 @@ def recommendation_decorator(
     """
 
     static_subject = any(v is not None for v in subject.values())
+    # The client last used and the model reference it checked: a decorated function is called
+    # with the same arguments every time, so they are checked once per client, not per call.
+    checked: list[Any] = [None, None]
 
     def open_exposure() -> Exposure | None:
         client = get_client()
         if client is None:  # the default client could not start (already logged)
             return None
+        if client is checked[0]:
+            return Exposure(client, surface, checked[1], _subject.get() or _NO_SUBJECT, None)
         if static_subject or attributes is not None:
             return client.exposure(
                 surface,
@@ -204,16 +207,17 @@ def recommendation_decorator(
                 session_id=subject["session_id"],
                 tenant_id=subject["tenant_id"],
             )
-        return client._open_exposure(surface, model, model_version, model_variant)
+        exp = client._open_exposure(surface, model, model_version, model_variant)
+        if exp.valid:
+            checked[0], checked[1] = client, exp.model
+        return exp
 
-    def finish(exp: Exposure, result: Any) -> None:
-        if items is not None:
-            try:
-                exp.items = items(result)
-            except Exception as exc:  # the user's extractor must not break their call
-                exp._client._internal_error("items", exc)
-        exp._latency_ms = (time.perf_counter() - exp._started) * 1000
-        exp._client._record_exposure(exp)
+    def take_items(exp: Exposure, result: Any) -> None:
+        assert items is not None
+        try:
+            exp.items = items(result)
+        except Exception as exc:  # the user's extractor must not break their call
+            exp._client._internal_error("items", exc)
 
     def decorate(fn: Callable[P, R]) -> Callable[P, R]:
         if inspect.iscoroutinefunction(fn):
@@ -230,7 +234,9 @@ def recommendation_decorator(
                 except BaseException:
                     exp._forget()
                     raise
-                finish(exp, result)
+                if items is not None:
+                    take_items(exp, result)
+                exp._client._record_exposure(exp)  # also measures the latency
                 return result
 
             return cast(Callable[P, R], awrapper)
@@ -246,7 +252,9 @@ def recommendation_decorator(
             except BaseException:
                 exp._forget()
                 raise
-            finish(exp, result)
+            if items is not None:
+                take_items(exp, result)
+            exp._client._record_exposure(exp)  # also measures the latency
             return result
 
         return wrapper

@@ -140,44 +140,60 @@ class Pipeline:
     # -- caller side -------------------------------------------------------------------------
 
     def submit(self, event: Event | Exposure, size: int) -> bool:
-        """Queue ``event`` (of about ``size`` bytes) without blocking; False if it was dropped."""
-        dropped_oldest = 0
-        full = False
+        """Queue ``event`` (of about ``size`` bytes) without blocking; False if it was dropped.
+
+        Every caller of every signal runs this, so the usual case (room in the queue) is the
+        first branch and takes one lock.
+        """
         with self._lock:
-            self.seq += 1  # under the queue's lock: one lock per event, and seq in queue order
-            if isinstance(event, Exposure):
-                event._seq = self.seq
+            self.seq = seq = self.seq + 1  # under the queue's lock: seq follows queue order
+            if event.__class__ is Exposure:
+                event._seq = seq
             else:
-                event.__dict__["seq"] = self.seq  # not yet published: still ours to set
-            if self._closed:
-                return False
+                event.__dict__["seq"] = seq  # not yet published: still ours to set
             q = self._queue
-            if len(q) >= self.max_queue or self._bytes + size > self.max_queue_bytes:
-                if self.on_full == "drop_oldest" and size <= self.max_queue_bytes:
-                    while q and (
-                        len(q) >= self.max_queue or self._bytes + size > self.max_queue_bytes
-                    ):
-                        self._bytes -= q.popleft()[1]
-                        dropped_oldest += 1
-                    self._completed += dropped_oldest  # handled: counted as dropped below
-                else:
-                    full = True
-            if not full:
+            if (
+                len(q) < self.max_queue
+                and self._bytes + size <= self.max_queue_bytes
+                and not self._closed
+            ):
                 q.append((event, size))
                 self._bytes += size
                 self._submitted += 1
                 if len(q) == self.batch_size:
                     self._wake.notify()
-            if self._thread is None and self.delivery == "background":
-                self._start()
+                if self._thread is None and self.delivery == "background":
+                    self._start()
+                return True
+            if self._closed:
+                return False
+            dropped_oldest = self._make_room(size)
+            if dropped_oldest:
+                q.append((event, size))
+                self._bytes += size
+                self._submitted += 1
+                if self._thread is None and self.delivery == "background":
+                    self._start()
         if dropped_oldest:
             self._counters.drop("queue_full", dropped_oldest, "drop_oldest policy")
-        if full:
-            self._counters.drop(
-                "queue_full", 1, f"queue holds {self.max_queue} events / {self.max_queue_bytes} B"
-            )
-            return False
-        return True
+            return True
+        self._counters.drop(
+            "queue_full", 1, f"queue holds {self.max_queue} events / {self.max_queue_bytes} B"
+        )
+        return False
+
+    def _make_room(self, size: int) -> int:
+        """The queue is full: with ``drop_oldest``, drop the oldest events until one of
+        ``size`` bytes fits and return how many went (0: the new one must go instead)."""
+        if self.on_full != "drop_oldest" or size > self.max_queue_bytes:
+            return 0
+        q = self._queue
+        dropped = 0
+        while q and (len(q) >= self.max_queue or self._bytes + size > self.max_queue_bytes):
+            self._bytes -= q.popleft()[1]
+            dropped += 1
+        self._completed += dropped  # handled: counted as dropped by the caller
+        return dropped
 
     def _wake_for_warnings(self) -> None:
         if self.delivery == "sync":

@@ -266,10 +266,11 @@ def _construct(cls: type[BaseModel], values: dict[str, Any]) -> Any:
     validated by pydantic. The slots are set through their descriptors: the frozen model's
     ``__setattr__`` refuses, and ``object.__setattr__`` costs twice as much.
     """
-    fields_set = _FIELDS_SET.get(cls)
-    if fields_set is None:
+    try:
+        fields_set = _FIELDS_SET[cls]
+    except KeyError:
         fields_set = _FIELDS_SET[cls] = set(cls.model_fields)
-    obj = cls.__new__(cls)
+    obj = _new(cls)  # BaseModel has no __new__ of its own
     _set_dict(obj, "__dict__", values)
     _set_fields_set(obj, fields_set)
     _set_extra(obj, None)
@@ -277,7 +278,10 @@ def _construct(cls: type[BaseModel], values: dict[str, Any]) -> Any:
     return obj
 
 
-_FIELDS_SET: dict[type[BaseModel], set[str]] = {}
+_FIELDS_SET: dict[type[BaseModel], set[str]] = {
+    cls: set(cls.model_fields) for cls in EVENT_CLASSES.values()
+}
+_new = object.__new__
 _set_dict = object.__setattr__
 _set_fields_set = BaseModel.__dict__["__pydantic_fields_set__"].__set__
 _set_extra = BaseModel.__dict__["__pydantic_extra__"].__set__

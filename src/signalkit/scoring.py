@@ -7,6 +7,7 @@ every default number is in ``docs/scoring.md``.
 
 from __future__ import annotations
 
+import bisect
 import math
 import tomllib
 from collections.abc import Callable, Iterable
@@ -244,8 +245,11 @@ def _latency(index: int, p: ScoringPolicy) -> tuple[float, Reason]:
 # the caller's thread cheap. Keyed by id() with the policy kept alongside (policies are few,
 # and an id reused by a new policy is detected by the identity check).
 _CACHE_MAX = 4096
-_Entry = tuple["ScoringPolicy", dict[tuple[Any, ...], Score], tuple[float, ...]]
+_Entry = tuple["ScoringPolicy", dict[tuple[Any, ...], Score], tuple[float, ...], tuple[float, ...]]
 _caches: dict[int, _Entry] = {}
+# Every score_* function looks its key up first, inline, and builds the Score (and the closure
+# that makes it) only on a miss: on a hit the caller pays for a dict lookup, not for function
+# calls.
 
 
 def _entry(p: ScoringPolicy) -> _Entry:
@@ -254,7 +258,8 @@ def _entry(p: ScoringPolicy) -> _Entry:
         if len(_caches) >= 64:
             _caches.clear()
         bounds = tuple(math.inf if b.below_ms is None else b.below_ms for b in p.latency_bands)
-        entry = _caches[id(p)] = (p, {}, bounds)
+        floors = tuple(b.min_similarity for b in p.edit_bands)
+        entry = _caches[id(p)] = (p, {}, bounds, floors)
     return entry
 
 
@@ -279,9 +284,8 @@ def score_action(action: str, time_to_action_ms: float | None, p: ScoringPolicy)
         entry = _entry(p)
     band = -1
     if time_to_action_ms is not None:
-        for band, bound in enumerate(entry[2]):  # noqa: B007 - the band is the result
-            if time_to_action_ms < bound:
-                break
+        bounds = entry[2]  # the first band whose bound is above it; the last one is open
+        band = min(bisect.bisect_right(bounds, time_to_action_ms), len(bounds) - 1)
     found = entry[1].get(("action", action, band))
     if found is not None:  # the common case, kept short: this runs on the caller's thread
         return found
@@ -297,12 +301,17 @@ def score_action(action: str, time_to_action_ms: float | None, p: ScoringPolicy)
 
 def score_correction(similarity: float, p: ScoringPolicy) -> Score:
     """Score of a correction: strength and polarity from the band of its similarity."""
-    for i, band in enumerate(p.edit_bands):
-        if similarity >= band.min_similarity:
-            chosen, index = band, i
+    entry = _caches.get(id(p))
+    if entry is None or entry[0] is not p:
+        entry = _entry(p)
+    index = 0
+    for index, floor in enumerate(entry[3]):  # noqa: B007 - the band is the result
+        if similarity >= floor:
             break
-    else:  # pragma: no cover - the last band starts at 0.0
-        raise AssertionError("validated policy has a band from 0.0")
+    found = entry[1].get(("correction", index))
+    if found is not None:
+        return found
+    chosen = p.edit_bands[index]
 
     def make() -> Score:
         reason = _r("edit_size", chosen.strength, chosen.label)
@@ -321,6 +330,11 @@ def score_toggle(state: str, dwell_ms: float | None, p: ScoringPolicy) -> Score:
         rule, tag = p.quick_collapse, "quick_collapse"
     else:
         rule, tag = p.read_collapse, "read_collapse"
+    entry = _caches.get(id(p))
+    if entry is not None and entry[0] is p:
+        found = entry[1].get(("toggle", tag))
+        if found is not None:
+            return found
     return _cached(
         p,
         ("toggle", tag),
@@ -335,6 +349,11 @@ def score_outcome(success: bool | None, delay_ms: float | None, p: ScoringPolicy
     else:  # rounded like every score number, which also makes the score cacheable
         decay = 0.5 ** (max(delay_ms, 0.0) / p.outcome_half_life_ms)
         factor = round(max(p.outcome_min_factor, decay), 4)
+    entry = _caches.get(id(p))
+    if entry is not None and entry[0] is p:
+        found = entry[1].get(("outcome", success, factor))
+        if found is not None:
+            return found
 
     def make() -> Score:
         if success is True:
