@@ -97,6 +97,10 @@ class _Ref:
     span_id: str | None
 
 
+_Recent = tuple[int, ModelRef, Subject, str | None, str | None]
+"""What the client remembers of a recent exposure: a _Ref without its id."""
+
+
 def _ref_of(exp: Exposure) -> _Ref:
     ref = _Ref(exp.id, exp.shown_at_ms, exp.model, exp.subject, exp.trace_id, exp.span_id)
     exp._ref = ref  # the time shown is now fixed, and the rest never changes
@@ -280,7 +284,7 @@ class Client:
         self._token_refs: dict[str, _Ref] = {}
         # exposure ids are unique: a dict plus the order of arrival evicts in O(1), cheaper
         # than an OrderedDict on the decorator's path
-        self._recent: dict[str, _Ref] = {}
+        self._recent: dict[str, _Recent] = {}
         self._recent_order: deque[str] = deque()
         self._expanded: OrderedDict[tuple[str, str | None], int] = OrderedDict()
         self._new_producer()
@@ -470,8 +474,11 @@ class Client:
         Edit distance and similarity (Levenshtein, via rapidfuzz) grade the correction.
         """
         try:
-            self._check_text("original", original, allow_empty=True)
-            self._check_text("corrected", corrected, allow_empty=True)
+            limit = self.max_text_chars
+            if not (original.__class__ is str and len(original) <= limit and original.isascii()):
+                self._check_text("original", original, allow_empty=True)
+            if not (corrected.__class__ is str and len(corrected) <= limit and corrected.isascii()):
+                self._check_text("corrected", corrected, allow_empty=True)
             v, ttl, _, size = self._common(CorrectionEvent, exposure, at, attributes, user_id)
             distance = Levenshtein.distance(original, corrected)
             longest = max(len(original), len(corrected))
@@ -546,8 +553,11 @@ class Client:
 
         Its strength decays with the delay since the exposure (``outcome_half_life_ms``)."""
         try:
-            _check_name("name", name)
-            val = _check_number("value", value)
+            if name.__class__ is not str or not 0 < len(name) <= _NAME_MAX or not name.isascii():
+                _check_name("name", name)  # raises if it is not a valid name
+            val = value
+            if val is not None and not (val.__class__ is float and math.isfinite(val)):
+                val = _check_number("value", value)
             if success is not None and not isinstance(success, bool):
                 raise InvalidEvent(
                     "success", f"must be a bool or None, got {type(success).__name__}"
@@ -731,7 +741,8 @@ class Client:
 
     def _known(self, exposure_id: str) -> _Ref | None:
         """What this process remembers of a recent exposure."""
-        return self._recent.get(exposure_id)
+        known = self._recent.get(exposure_id)
+        return None if known is None else _Ref(exposure_id, *known)
 
     def _common(
         self, cls: type[BaseModel], target: object, at: object, attributes: object, user_id: object
@@ -842,9 +853,9 @@ class Client:
             shown = exp._shown_at_ms
             if shown is None:  # fix the time shown, unless its token already did
                 shown = exp._shown_at_ms = time.time_ns() // 1_000_000
-            # a small _Ref, not the handle: evicting it later must not free an event here
-            ref = exp._ref = _Ref(exp.id, shown, exp.model, exp.subject, exp.trace_id, exp.span_id)
-            self._recent[exp.id] = ref
+            # a tuple, not the handle: evicting it later must not free an event here (and a
+            # tuple is ten times cheaper to make than a _Ref; _known() makes one when asked)
+            self._recent[exp.id] = (shown, exp.model, exp.subject, exp.trace_id, exp.span_id)
             order = self._recent_order
             order.append(exp.id)
             if len(order) > _RECENT_MAX:
