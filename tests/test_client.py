@@ -648,6 +648,31 @@ def test_the_module_level_decorator_follows_a_later_configure() -> None:
     assert first.is_shutdown
 
 
+def test_one_decorated_function_used_by_two_clients_in_turn_records_to_each() -> None:
+    # the decorator remembers the last client it checked its arguments for: alternating
+    # clients must still record each exposure to its own client, with the right model
+    first, second = sk.MemoryExporter(), sk.MemoryExporter()
+    clients = [
+        sk.Client("first", exporters=[first], secret=SECRET),
+        sk.Client("second", exporters=[second], secret=SECRET),
+    ]
+    current = [clients[0]]
+    from signalkit._instrument import recommendation_decorator
+
+    decorate = recommendation_decorator(
+        lambda: current[0], "reply-draft", "drafter", "v2", None, None, None, {}
+    )
+    draft = decorate(lambda: "hi")
+    for i in range(6):
+        current[0] = clients[i % 2]
+        assert draft() == "hi"
+    for client in clients:
+        client.shutdown(timeout=2)
+    for exporter, service in ((first, "first"), (second, "second")):
+        assert [e.service for e in exporter.events] == [service] * 3
+        assert {(e.model.name, e.model.version) for e in exporter.events} == {("drafter", "v2")}
+
+
 # -- the subject: who it was shown to ------------------------------------------------------------
 
 

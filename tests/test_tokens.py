@@ -136,6 +136,26 @@ def test_a_token_with_extra_characters_is_rejected(signer: TokenSigner, token: s
             signer.verify(changed)
 
 
+def test_a_token_spelled_in_standard_base64_or_padded_is_rejected(
+    signer: TokenSigner, token: str
+) -> None:
+    # the same bytes spelled another way must not pass: one spelling per token
+    payload = token[len(PREFIX) :]
+    spellings = [
+        PREFIX + payload.replace("-", "+").replace("_", "/"),
+        PREFIX + payload + "=" * (-len(payload) % 4),
+        token + "=",
+        token[:12] + "=" + token[13:],
+        token[:12] + "é" + token[13:],
+    ]
+    for changed in spellings:
+        if changed == token:
+            continue
+        with pytest.raises(sk.InvalidToken) as info:
+            signer.verify(changed)
+        assert info.value.reason in {"malformed", "tampered"}
+
+
 @pytest.mark.parametrize(
     "garbage",
     [

@@ -770,8 +770,11 @@ class Client:
             ref = self._token_refs.get(target)
             if ref is None:
                 ref = self._ref_from_token(target, ts_ms)
-            else:
-                self._signer.check_age(ref.shown_at_ms, ts_ms)  # type: ignore[arg-type]
+            else:  # verified before: only its age is checked again
+                signer = self._signer
+                shown_at_ms: int = ref.shown_at_ms  # type: ignore[assignment]
+                if not -signer.max_skew_ms <= ts_ms - shown_at_ms <= signer.max_age_ms:
+                    signer.check_age(shown_at_ms, ts_ms)  # raises, naming why
         else:
             ref = self._resolve(target, ts_ms)
         if attributes is None:
@@ -808,16 +811,14 @@ class Client:
         return values, elapsed, ts_ms, size
 
     def _ref_from_token(self, token: str, ts_ms: int) -> _Ref:
-        claims = self._signer.verify(token, ts_ms, cache=False)  # the ref is cached instead
-        known = self._known(claims.exposure_id)
-        ref = _Ref(
-            claims.exposure_id,
-            claims.shown_at_ms,
-            claims.model,
-            known.subject if known else None,
-            known.trace_id if known else None,
-            known.span_id if known else None,
-        )
+        signer = self._signer
+        exposure_id, shown_at_ms, model, _ = signer._claims(token)  # the ref is cached instead
+        signer.check_age(shown_at_ms, ts_ms)
+        known = self._recent.get(exposure_id)
+        if known is None:
+            ref = _Ref(exposure_id, shown_at_ms, model, None, None, None)
+        else:  # an exposure of this process: its subject and trace too
+            ref = _Ref(exposure_id, shown_at_ms, model, known[2], known[3], known[4])
         if len(self._token_refs) >= 4096:
             self._token_refs.clear()
         self._token_refs[token] = ref

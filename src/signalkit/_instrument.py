@@ -187,14 +187,12 @@ def recommendation_decorator(
     static_subject = any(v is not None for v in subject.values())
     # The client last used and the model reference it checked: a decorated function is called
     # with the same arguments every time, so they are checked once per client, not per call.
-    checked: list[Any] = [None, None]
+    checked: list[Any] = [object(), None]  # never a client (nor None) until one is checked
 
-    def open_exposure() -> Exposure | None:
-        client = get_client()
+    def open_exposure(client: Client | None) -> Exposure | None:
+        """The exposure of a call, the first time for ``client`` (then ``checked`` serves)."""
         if client is None:  # the default client could not start (already logged)
             return None
-        if client is checked[0]:
-            return Exposure(client, surface, checked[1], _subject.get() or _NO_SUBJECT, None)
         if static_subject or attributes is not None:
             return client.exposure(
                 surface,
@@ -225,9 +223,14 @@ def recommendation_decorator(
 
             @functools.wraps(fn)
             async def awrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
-                exp = open_exposure()
-                if exp is None:
-                    return await afn(*args, **kwargs)
+                client = get_client()
+                exp: Exposure | None
+                if client is checked[0]:
+                    exp = Exposure(client, surface, checked[1], _subject.get() or _NO_SUBJECT, None)
+                else:
+                    exp = open_exposure(client)
+                    if exp is None:
+                        return await afn(*args, **kwargs)
                 exp._context_token = _exposure.set(exp)
                 try:
                     result = await afn(*args, **kwargs)
@@ -243,9 +246,14 @@ def recommendation_decorator(
 
         @functools.wraps(fn)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            exp = open_exposure()
-            if exp is None:
-                return fn(*args, **kwargs)
+            client = get_client()
+            exp: Exposure | None
+            if client is checked[0]:  # the usual call: no frame more than needed
+                exp = Exposure(client, surface, checked[1], _subject.get() or _NO_SUBJECT, None)
+            else:
+                exp = open_exposure(client)
+                if exp is None:
+                    return fn(*args, **kwargs)
             exp._context_token = _exposure.set(exp)
             try:
                 result = fn(*args, **kwargs)

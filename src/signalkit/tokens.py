@@ -34,6 +34,13 @@ _HEAD = struct.Struct(">4s16sq")
 _TAG_LEN = 16  # 128-bit truncated HMAC-SHA256 tag (NIST SP 800-107 allows >= 64 bits)
 _ABSENT = 255
 _MIN_SECRET_BYTES = 16
+_URLSAFE = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+# base64url to standard base64 for binascii's strict decoder. The standard alphabet's own "+",
+# "/" and "=" become "!", which it rejects: a token has exactly one spelling.
+_FROM_URLSAFE = bytes.maketrans(b"-_+/=", b"+/!!!")
+_PADDING = {0: b"", 1: b"===", 2: b"==", 3: b"="}  # 1: never valid, and strict mode says so
+_B64_VALUE = {chr(c): i for i, c in enumerate(_URLSAFE)}
+_UNUSED_BITS = {0: 0, 1: 0, 2: 0b1111, 3: 0b11}  # low bits of the last character, must be 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +116,7 @@ class TokenSigner:
             raw = [_secrets.token_bytes(32)]
         self._keys = {_kid(k): hmac.new(k, digestmod=hashlib.sha256) for k in raw}
         self._signing = (_kid(raw[0]), self._keys[_kid(raw[0])])
-        self._models: dict[tuple[str | None, str | None, str | None], ModelRef] = {}
+        self._models: dict[bytes, ModelRef] = {}
         self.max_age_ms = int(max_age_s * 1000)
         self.max_skew_ms = int(max_skew_s * 1000)
         self._cache: dict[str, TokenClaims] = {}
@@ -165,6 +172,11 @@ class TokenSigner:
             raise InvalidToken("future", f"token is dated {-age // 1000} s after the signal's time")
 
     def _verify_signature(self, token: object) -> TokenClaims:
+        return TokenClaims(*self._claims(token))
+
+    def _claims(self, token: object) -> tuple[str, int, ModelRef, str]:
+        """Check a token's form and signature; its claims as a tuple (what TokenClaims holds:
+        the client's hot path skips making the object)."""
         if not isinstance(token, str):
             raise InvalidToken("malformed", f"expected a str, got {type(token).__name__}")
         if not token.startswith(PREFIX):
@@ -173,10 +185,11 @@ class TokenSigner:
         if len(payload) > 2048:
             raise InvalidToken("malformed", "longer than any token signalkit makes")
         try:
-            raw = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
-        except (binascii.Error, ValueError):
+            data = payload.encode("ascii").translate(_FROM_URLSAFE) + _PADDING[len(payload) % 4]
+            raw = binascii.a2b_base64(data, strict_mode=True)
+        except (binascii.Error, ValueError):  # UnicodeEncodeError is a ValueError
             raise InvalidToken("malformed", "not base64url") from None
-        if base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii") != payload:
+        if payload and _B64_VALUE[payload[-1]] & _UNUSED_BITS[len(payload) % 4]:
             raise InvalidToken("malformed", "not canonical base64url")  # one spelling per token
         if len(raw) < _HEAD.size + 3 + _TAG_LEN:
             raise InvalidToken("malformed", "too short")
@@ -196,6 +209,16 @@ class TokenSigner:
         if not hmac.compare_digest(mac.digest()[:_TAG_LEN], tag):
             raise InvalidToken("tampered", "signature does not match its contents")
         _, id_bytes, shown_at_ms = _HEAD.unpack_from(body)
+        h = id_bytes.hex()
+        exposure_id = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+        # the model part is authenticated by the tag and takes few values: parsed and
+        # validated once, then looked up by its bytes
+        model = self._models.get(body[_HEAD.size :])
+        if model is None:
+            model = self._parse_model(body)
+        return exposure_id, shown_at_ms, model, kid.hex()
+
+    def _parse_model(self, body: bytes) -> ModelRef:
         pos = _HEAD.size
         parts: list[str | None] = []
         try:
@@ -211,12 +234,7 @@ class TokenSigner:
             raise InvalidToken("malformed", "bad model reference") from None
         if pos != len(body):
             raise InvalidToken("malformed", "trailing bytes")
-        key3 = (parts[0], parts[1], parts[2])
-        model = self._models.get(key3)
-        if model is None:  # authenticated by the tag, and few: validate once, then memoise
-            model = ModelRef(name=parts[0], version=parts[1], variant=parts[2])
-            if len(self._models) < 1024:
-                self._models[key3] = model
-        h = id_bytes.hex()
-        exposure_id = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-        return TokenClaims(exposure_id, shown_at_ms, model, kid.hex())
+        model = ModelRef(name=parts[0], version=parts[1], variant=parts[2])
+        if len(self._models) < 1024:
+            self._models[body[_HEAD.size :]] = model
+        return model
