@@ -516,12 +516,16 @@ class Client:
         try:
             if state not in ("expanded", "collapsed"):
                 raise InvalidEvent("state", f"must be 'expanded' or 'collapsed', got {state!r:.40}")
-            _check_name("element", element, required=False)
-            dwell = _check_number("dwell_ms", dwell_ms, minimum=0.0)
+            if element is not None:
+                _check_name("element", element)
+            dwell = None if dwell_ms is None else _check_number("dwell_ms", dwell_ms, minimum=0.0)
             v, ttl, ts_ms, size = self._common(ToggleEvent, exposure, at, attributes, user_id)
             key = (v["exposure_id"], element)
             if state == "expanded":
-                self._remember(self._expanded, key, ts_ms)
+                expanded = self._expanded
+                expanded[key] = ts_ms
+                if len(expanded) > _RECENT_MAX:
+                    self._forget_oldest(expanded)
             elif dwell is None:
                 opened = self._expanded.pop(key, None)
                 if opened is not None and ts_ms >= opened:
@@ -942,13 +946,11 @@ class Client:
         return tuple(out)
 
     @staticmethod
-    def _remember(store: OrderedDict[Any, Any], key: Any, value: Any) -> None:
-        store[key] = value
-        if len(store) > _RECENT_MAX:
-            try:  # noqa: SIM105 - no context manager object on the hot path
-                store.popitem(last=False)
-            except KeyError:  # another thread evicted it first
-                pass
+    def _forget_oldest(store: OrderedDict[Any, Any]) -> None:
+        try:  # noqa: SIM105 - no context manager object on the hot path
+            store.popitem(last=False)
+        except KeyError:  # another thread evicted it first
+            pass
 
     def _emit(self, cls: type[E], values: dict[str, Any], size: int, score: Score) -> E | None:
         """Build the event from checked ``values``, score it, process it and queue it.
