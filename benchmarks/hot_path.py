@@ -839,6 +839,19 @@ def report(results: dict[str, Any]) -> str:
             extra.append(f"{b / min(floor['round_medians_us']):.2f}x pydantic floor")
         if extra:
             parts.append("best rounds: " + ", ".join(extra))
+        # Paired: each round's ratio to the reference measured in the same round (seconds
+        # apart), then the median of those. The VM's fast and slow stretches move both sides
+        # of a round alike, so this varies less from run to run than a ratio of medians.
+        paired = []
+        for ref, label in ((faster, "faster peer"), (floor, "pydantic floor")):
+            if ref and len(ref["round_medians_us"]) == len(r["round_medians_us"]):
+                per_round = [
+                    a / b
+                    for a, b in zip(r["round_medians_us"], ref["round_medians_us"], strict=True)
+                ]
+                paired.append(f"{statistics.median(per_round):.3f}x {label}")
+        if paired:
+            parts.append("paired rounds (median of per-round ratios): " + ", ".join(paired))
         verdicts.append((r["name"], r["median_us"], ok, "; ".join(parts)))
     deco = by.get("recommendation decorator overhead")
     if deco:

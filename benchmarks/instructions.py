@@ -82,8 +82,10 @@ os._exit(0)  # not the teardown: freeing n events would be counted
 def count(python: str, path: Path, name: str, call: str, n: int) -> int:
     env = dict(os.environ, PYTHONPATH=str(path))
     out = subprocess.run(
-        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", python, "-c", CHILD]
-        + [name, call, str(n)],
+        [
+            *("valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"),
+            *(python, "-c", CHILD, name, call, str(n)),
+        ],
         capture_output=True,
         text=True,
         env=env,
