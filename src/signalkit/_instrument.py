@@ -187,7 +187,8 @@ def recommendation_decorator(
     static_subject = any(v is not None for v in subject.values())
     # The client last used and the model reference it checked: a decorated function is called
     # with the same arguments every time, so they are checked once per client, not per call.
-    checked: list[Any] = [object(), None]  # never a client (nor None) until one is checked
+    # One tuple, swapped whole: a thread never sees one client's reference with another client.
+    checked: list[tuple[Any, ModelRef]] = [(object(), ModelRef())]  # object(): never a client
 
     def open_exposure(client: Client | None) -> Exposure | None:
         """The exposure of a call, the first time for ``client`` (then ``checked`` serves)."""
@@ -207,7 +208,7 @@ def recommendation_decorator(
             )
         exp = client._open_exposure(surface, model, model_version, model_variant)
         if exp.valid:
-            checked[0], checked[1] = client, exp.model
+            checked[0] = (client, exp.model)
         return exp
 
     def take_items(exp: Exposure, result: Any) -> None:
@@ -225,8 +226,9 @@ def recommendation_decorator(
             async def awrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
                 client = get_client()
                 exp: Exposure | None
-                if client is checked[0]:
-                    exp = Exposure(client, surface, checked[1], _subject.get() or _NO_SUBJECT, None)
+                last, ref = checked[0]
+                if client is last:
+                    exp = Exposure(client, surface, ref, _subject.get() or _NO_SUBJECT, None)
                 else:
                     exp = open_exposure(client)
                     if exp is None:
@@ -248,8 +250,9 @@ def recommendation_decorator(
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
             client = get_client()
             exp: Exposure | None
-            if client is checked[0]:  # the usual call: no frame more than needed
-                exp = Exposure(client, surface, checked[1], _subject.get() or _NO_SUBJECT, None)
+            last, ref = checked[0]
+            if client is last:  # the usual call: no frame more than needed
+                exp = Exposure(client, surface, ref, _subject.get() or _NO_SUBJECT, None)
             else:
                 exp = open_exposure(client)
                 if exp is None:
