@@ -32,6 +32,7 @@ from ._instrument import Exposure, recommendation_decorator
 from ._stats import Counters, Stats, logger
 from ._worker import Delivery, FullPolicy, Pipeline
 from .events import (
+    _FIELDS_SET,
     SCHEMA_VERSION,
     ActionEvent,
     CorrectionEvent,
@@ -45,6 +46,11 @@ from .events import (
     Subject,
     ToggleEvent,
     _construct,
+    _new,
+    _set_dict,
+    _set_extra,
+    _set_fields_set,
+    _set_private,
 )
 from .exporters.base import Exporter
 from .exporters.jsonl import DEFAULT_DIR, JsonlExporter
@@ -965,12 +971,16 @@ class Client:
                 f"(max_queue_bytes={pipeline.max_queue_bytes})",
                 reason="too_large",
             )
+        # events._construct, inlined: this runs for every signal
+        event: E = _new(cls)
+        _set_dict(event, "__dict__", values)
+        _set_fields_set(event, _FIELDS_SET[cls])
+        _set_extra(event, None)
+        _set_private(event, None)
         if self.scorer is None:
-            values["score"] = score
-            event: E = _construct(cls, values)
+            values["score"] = score  # not yet published: still ours to set
         else:  # the scorer sees the event before it is scored
-            event = _construct(cls, values)
-            values["score"] = self._custom_score(event) or score  # not yet published: ours
+            values["score"] = self._custom_score(event) or score
         if self.processors:
             processed = self._process(event)
             if processed is None:
