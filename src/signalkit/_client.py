@@ -776,15 +776,18 @@ class Client:
             ts = datetime.fromtimestamp(ts_ms / 1000, UTC)
         if target.__class__ is Exposure:
             ref = target._ref or _ref_of(target)
-        elif target.__class__ is str and target.startswith(PREFIX):
-            ref = self._token_refs.get(target)
-            if ref is None:
-                ref = self._ref_from_token(target, ts_ms)
-            else:  # verified before: only its age is checked again
+        elif target.__class__ is str:
+            cached = self._token_refs.get(target)
+            if cached is not None:  # a token verified before: only its age is checked again
+                ref = cached
                 signer = self._signer
                 shown_at_ms: int = ref.shown_at_ms  # type: ignore[assignment]
                 if not -signer.max_skew_ms <= ts_ms - shown_at_ms <= signer.max_age_ms:
                     signer.check_age(shown_at_ms, ts_ms)  # raises, naming why
+            elif target.startswith(PREFIX):
+                ref = self._ref_from_token(target, ts_ms)
+            else:
+                ref = self._resolve(target, ts_ms)
         else:
             ref = self._resolve(target, ts_ms)
         if attributes is None:
