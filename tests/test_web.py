@@ -1,12 +1,15 @@
-"""signalkit.web: what the framework adapters share (identify's answer, the throttled log)."""
+"""signalkit.web: what the framework adapters share (identify's answer, the throttled log, the
+bounded body read, the rate-limit key)."""
 
 from __future__ import annotations
 
+import io
 import logging
 
 import pytest
 
 import signalkit as sk
+from signalkit import web
 from signalkit.web import ThrottledLog, identity_of
 
 
@@ -50,3 +53,25 @@ def test_a_recurring_failure_is_logged_once_per_interval_with_the_count(
     except RuntimeError:
         log.exception("identify failed")
     assert caplog.records[-1].getMessage() == "identify failed (and 2 more since the last message)"
+
+
+def test_read_at_most_stops_at_the_size_even_from_a_stream_that_returns_little_at_a_time() -> None:
+    data = io.BytesIO(b"x" * 100)
+    asked: list[int] = []
+
+    def trickle(n: int) -> bytes:  # like a socket: never more than 7 bytes per read
+        asked.append(n)
+        return data.read(min(n, 7))
+
+    assert web.read_at_most(trickle, 30) == b"x" * 30
+    assert max(asked) <= 30  # never asked for more than was left
+    assert data.tell() == 30  # and nothing past the limit was read
+    assert web.read_at_most(io.BytesIO(b"short").read, 30) == b"short"  # the end comes first
+
+
+def test_rate_key_is_the_session_then_the_user_then_the_address() -> None:
+    both = sk.Subject(user_id="u-1", session_id="s-1")
+    assert web.rate_key(both, "10.0.0.1") == "session_id:s-1"
+    assert web.rate_key(sk.Subject(user_id="u-1"), "10.0.0.1") == "user_id:u-1"
+    assert web.rate_key(None, "10.0.0.1") == "addr:10.0.0.1"
+    assert web.rate_key(sk.Subject(), None) == "addr:"

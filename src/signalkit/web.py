@@ -1,5 +1,6 @@
-"""What web-framework adapters share: the ids an ``identify`` callable returns, checked, and a
-log that reports a recurring failure without flooding.
+"""What web-framework adapters share: the ids an ``identify`` callable returns, checked, a log
+that reports a recurring failure without flooding, a bounded body read and the relay's
+rate-limit key.
 
 The Starlette, Django and Flask adapters each let the application say who a request is for
 with an ``identify`` callable; this is where its answer is checked, the same way in each.
@@ -10,12 +11,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .events import Subject
 
-__all__ = ["FIELDS", "Identity", "ThrottledLog", "identity_of"]
+__all__ = ["FIELDS", "Identity", "ThrottledLog", "identity_of", "rate_key", "read_at_most"]
 
 FIELDS = ("user_id", "anonymous_id", "session_id", "tenant_id")
 """The keys an ``identify`` callable may return (those of :class:`signalkit.Subject`)."""
@@ -51,6 +52,32 @@ def identity_of(result: object) -> Identity:
             raise TypeError(f"identify returned {key}={type(value).__name__}; expected str")
         ids[key] = str(value)
     return ids
+
+
+def read_at_most(read: Callable[[int], bytes], size: int) -> bytes:
+    """Read until ``size`` bytes or the end of a stream that may return less than asked.
+
+    Ask for one byte more than a limit to learn that a body is over it without reading all
+    of it.
+    """
+    chunks: list[bytes] = []
+    left = size
+    while left > 0 and (chunk := read(left)):
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def rate_key(subject: object, address: str | None) -> str:
+    """The relay's rate-limit key for a request: its session, else its user, else its address.
+
+    ``subject`` is the request's :class:`signalkit.Subject` (or ``None``).
+    """
+    for name in ("session_id", "user_id"):
+        value = getattr(subject, name, None)
+        if value:
+            return f"{name}:{value}"
+    return f"addr:{address or ''}"
 
 
 class ThrottledLog:

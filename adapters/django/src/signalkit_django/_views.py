@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST, require_safe
 
 from signalkit.relay import RelayResponse, script_response
+from signalkit.web import rate_key, read_at_most
 
 from ._config import relay
 
@@ -29,7 +28,7 @@ def relay_view(request: HttpRequest) -> HttpResponse:
     declared = _content_length(request)
     if declared is not None and declared > limit:
         return _respond(the_relay.too_large(f"Content-Length {declared} is"))
-    body = _read_at_most(request.read, limit + 1)
+    body = read_at_most(request.read, limit + 1)
     if len(body) > limit:
         return _respond(the_relay.too_large("the body is"))
     answer = the_relay.handle(
@@ -51,23 +50,9 @@ def _content_length(request: HttpRequest) -> int | None:
         return None
 
 
-def _read_at_most(read: Callable[[int], bytes], size: int) -> bytes:
-    """Read until ``size`` bytes or the end (a stream may return less than asked)."""
-    chunks: list[bytes] = []
-    left = size
-    while left > 0 and (chunk := read(left)):
-        chunks.append(chunk)
-        left -= len(chunk)
-    return b"".join(chunks)
-
-
 def _key(request: HttpRequest) -> str:
     subject = getattr(request, "signalkit_subject", None)
-    for name in ("session_id", "user_id"):
-        value = getattr(subject, name, None)
-        if value:
-            return f"{name}:{value}"
-    return f"addr:{request.META.get('REMOTE_ADDR', '')}"
+    return rate_key(subject, request.META.get("REMOTE_ADDR"))
 
 
 def _respond(answer: RelayResponse) -> HttpResponse:

@@ -16,7 +16,7 @@ import signalkit
 from signalkit import Client, ConfigError, Subject
 from signalkit import _context as _sk_context
 from signalkit.relay import Relay, RelayResponse, script_response
-from signalkit.web import Identity, ThrottledLog, identity_of
+from signalkit.web import Identity, ThrottledLog, identity_of, rate_key, read_at_most
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -136,7 +136,7 @@ class Signalkit:
         if declared is not None and declared > limit:
             return _respond(relay.too_large(f"Content-Length {declared} is"))
         try:
-            body = _read_at_most(request.stream.read, limit + 1)
+            body = read_at_most(request.stream.read, limit + 1)
         except RequestEntityTooLarge:  # the app's own MAX_CONTENT_LENGTH is lower
             return _respond(
                 relay.too_large("the body is", current_app.config["MAX_CONTENT_LENGTH"])
@@ -163,22 +163,7 @@ def _flask_login_ids() -> Identity:
 
 
 def _key() -> str:
-    subject = g.get("signalkit_subject")
-    for name in ("session_id", "user_id"):
-        value = getattr(subject, name, None)
-        if value:
-            return f"{name}:{value}"
-    return f"addr:{request.remote_addr or ''}"
-
-
-def _read_at_most(read: Callable[[int], bytes], size: int) -> bytes:
-    """Read until ``size`` bytes or the end (a stream may return less than asked)."""
-    chunks: list[bytes] = []
-    left = size
-    while left > 0 and (chunk := read(left)):
-        chunks.append(chunk)
-        left -= len(chunk)
-    return b"".join(chunks)
+    return rate_key(g.get("signalkit_subject"), request.remote_addr)
 
 
 def _respond(answer: RelayResponse) -> Response:
