@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import sys
 import threading
+import types
 from collections.abc import Iterator
 
 import pytest
@@ -156,3 +158,31 @@ def test_rejections_keyed_by_the_callers_own_names_stay_bounded(client: sk.Clien
     assert len(stats.rejected_fields) <= 257
     assert sum(stats.rejected_fields.values()) == 1_000
     assert stats.rejected_fields["(other)"] == 1_000 - 256
+
+
+def test_a_broken_tracer_costs_the_trace_link_not_the_call_or_the_signal(
+    client: sk.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # an application whose OpenTelemetry is half set up: asking for the current span raises
+    broken = types.ModuleType("opentelemetry.trace")
+
+    def get_current_span() -> object:
+        raise RuntimeError("tracer provider misconfigured")
+
+    broken.get_current_span = get_current_span  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "opentelemetry.trace", broken)
+
+    @client.recommendation("reply", model="drafter")
+    def draft() -> str:
+        return "the reply"
+
+    assert draft() == "the reply"  # the first call (arguments checked) and the usual one
+    assert draft() == "the reply"
+    exposure = sk.current_exposure()
+    assert exposure is not None
+    assert client.action(exposure, "accepted") is not None
+    client.flush(2)
+    events = client.exporters[0].events  # type: ignore[attr-defined]
+    assert [e.kind for e in events] == ["exposure", "exposure", "action"]
+    assert all(e.trace_id is None for e in events)
+    assert client.stats.rejected == {}

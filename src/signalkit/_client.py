@@ -1042,10 +1042,13 @@ class Client:
         trace = sys.modules.get("opentelemetry.trace")
         if trace is None:
             return None, None
-        ctx = trace.get_current_span().get_span_context()
-        if not ctx.is_valid:
+        try:
+            ctx = trace.get_current_span().get_span_context()
+            if not ctx.is_valid:
+                return None, None
+            return f"{ctx.trace_id:032x}", f"{ctx.span_id:016x}"
+        except Exception:  # a broken tracer must not stop the exposure (or the host's call)
             return None, None
-        return f"{ctx.trace_id:032x}", f"{ctx.span_id:016x}"
 
 
 _live: weakref.WeakSet[Client] = weakref.WeakSet()
