@@ -134,7 +134,10 @@ def components(client: Any, exposures: list[Any], tokens: list[str], flush: Any)
     )
     add("    time.time_ns()", lambda: __import__("time").time_ns)
     add("    _ids.stamp() [ms, id, ts]", lambda: _ids.stamp)
-    add("    _resolve(token)  [verify, cache hit]", lambda: lambda: client._resolve(tok, now_ms))
+    add(
+        "    _resolve(token)  [a token the signer verified before]",
+        lambda: lambda: client._resolve(tok, now_ms),
+    )
     add(
         "      _signer.verify(token) [cache hit]",
         lambda: lambda: client._signer.verify(tok, now_ms),

@@ -256,6 +256,30 @@ def test_client_verify_raises_invalid_token_naming_the_reason(client: sk.Client)
     assert isinstance(info.value, ValueError)
 
 
+def test_a_token_is_checked_once_by_verify_then_its_signals(
+    client: sk.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the browser relay verifies a token, then records the signal with it: one HMAC, not two
+    with client.exposure("s", model="m") as exp:
+        pass
+    token = exp.token
+    checks: list[str] = []
+    real = TokenSigner._claims
+
+    def counted(self: TokenSigner, value: object) -> tuple[str, int, ModelRef, str]:
+        checks.append("hmac")
+        return real(self, value)
+
+    monkeypatch.setattr(TokenSigner, "_claims", counted)
+    claims = client.verify(token)
+    first = client.action(token, "accepted")
+    second = client.action(token, "copied")
+    assert first is not None
+    assert second is not None
+    assert first.exposure_id == second.exposure_id == claims.exposure_id == exp.id
+    assert checks == ["hmac"]
+
+
 def test_a_token_from_a_client_without_a_secret_only_verifies_in_that_client() -> None:
     lonely = sk.Client("svc", exporters=[sk.MemoryExporter()], secret=None)
     other = sk.Client("svc", exporters=[sk.MemoryExporter()], secret=SECRET)

@@ -825,7 +825,15 @@ class Client:
 
     def _ref_from_token(self, token: str, ts_ms: int) -> _Ref:
         signer = self._signer
-        exposure_id, shown_at_ms, model, _ = signer._claims(token)  # the ref is cached instead
+        verified = signer._cache.get(token)  # e.g. by the relay's verify() just before
+        if verified is not None:
+            exposure_id, shown_at_ms, model = (
+                verified.exposure_id,
+                verified.shown_at_ms,
+                verified.model,
+            )
+        else:  # not kept by the signer: the ref made here is cached instead
+            exposure_id, shown_at_ms, model, _ = signer._claims(token)
         signer.check_age(shown_at_ms, ts_ms)
         known = self._recent.get(exposure_id)
         if known is None:
